@@ -1,0 +1,1 @@
+//! The proxy-wasm ABI as Envoy implements it.
