@@ -35,7 +35,7 @@ for arg in "$@"; do
     as) want_as=1 ;;
     c) want_c=1 ;;
     -h | --help)
-      sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *) die "unknown argument '$arg' (expected: rust, as, c)" ;;
@@ -48,7 +48,8 @@ have python3 || die "python3 not found (needed to read cargo metadata): apt-get 
 
 metadata="$(cargo metadata --format-version 1 --no-deps)" \
   || die "cargo metadata failed: is $repo/Cargo.toml a valid workspace?"
-target_dir="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' <<<"$metadata")"
+target_dir="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' <<<"$metadata")" \
+  || die "python3 could not read cargo metadata (is python3 working?)"
 out_dir="${PWX_FIXTURES_DIR:-$target_dir/fixtures}"
 mkdir -p "$out_dir"
 
