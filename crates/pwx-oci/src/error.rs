@@ -180,13 +180,14 @@ impl Error {
 
 /// An error and all its causes on one line, `outer: inner: innermost`.
 pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
+    let mut out = err.to_string().trim_end().to_string();
     let mut cur = err.source();
     while let Some(e) = cur {
         let s = e.to_string();
-        if !out.contains(&s) {
+        let s = s.trim_end();
+        if !out.contains(s) {
             out.push_str(": ");
-            out.push_str(&s);
+            out.push_str(s);
         }
         cur = e.source();
     }

@@ -411,7 +411,10 @@ fn hint(err: &OciDistributionError, insecure: bool) -> String {
     let credentials = "check the credentials: pass a username and password, or add the registry to docker's config.json";
     match err {
         OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => credentials.to_string(),
+        | OciDistributionError::AuthenticationFailure(_)
+        | OciDistributionError::ServerError {
+            code: 401 | 403, ..
+        } => credentials.to_string(),
         OciDistributionError::RegistryError { envelope, .. } => {
             let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
             if codes
