@@ -1,0 +1,1 @@
+"""Conformance harness: render a case into an Envoy bootstrap, run a proxy, record what happened."""
