@@ -136,6 +136,7 @@ impl Fetcher {
                 entry.image_digest = Some(pulled.image_digest.clone());
                 entry.format = Some(pulled.format);
                 entry.abi_versions = pulled.abi_versions.clone();
+                entry.root_ids = pulled.root_ids.clone();
                 self.record(entry);
                 let origin = ImageOrigin {
                     reference: pulled.reference,
@@ -182,7 +183,7 @@ impl Fetcher {
             reference: reference.to_string(),
             image_digest: digest.to_string(),
             format: entry.format.unwrap_or(ImageFormat::Compat),
-            root_ids: Vec::new(),
+            root_ids: entry.root_ids,
         };
         Ok(Some(fetched(
             cached,

@@ -8,6 +8,8 @@
 //!   [`Fetcher`] brings any of them into a [`ModuleCache`], whose index [`ModuleCache::list`]
 //!   feeds `pwx images`.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod cache;
 pub mod error;

@@ -373,22 +373,41 @@ impl Registry {
         let reference = parse_reference(repository)?;
         let auth = self.prepare(&reference)?;
         let display = format!("{}/{}", reference.registry(), reference.repository());
-        let response = self
-            .client
-            .list_tags(&reference, &auth, None, None)
-            .await
-            .map_err(|source| Error::Registry {
-                operation: "list tags of",
-                reference: display.clone(),
-                detail: chain(&source),
-                hint: hint(&source, self.options.insecure),
-                source: Box::new(source),
-            })?;
-        let mut tags = response.tags;
+        let mut tags: Vec<String> = Vec::new();
+        // Follow pagination by `last`, for registries that cap the page size.
+        for _page in 0..MAX_TAG_PAGES {
+            let last = tags.last().cloned();
+            let response = self
+                .client
+                .list_tags(&reference, &auth, Some(TAG_PAGE), last.as_deref())
+                .await
+                .map_err(|source| Error::Registry {
+                    operation: "list tags of",
+                    reference: display.clone(),
+                    detail: chain(&source),
+                    hint: hint(&source, self.options.insecure),
+                    source: Box::new(source),
+                })?;
+            let full_page = response.tags.len() >= TAG_PAGE;
+            let before = tags.len();
+            tags.extend(
+                response
+                    .tags
+                    .into_iter()
+                    .filter(|t| Some(t) != last.as_ref()),
+            );
+            if !full_page || tags.len() == before {
+                break;
+            }
+        }
         tags.sort();
+        tags.dedup();
         Ok(tags)
     }
 }
+
+const TAG_PAGE: usize = 1000;
+const MAX_TAG_PAGES: usize = 1000;
 
 #[derive(Deserialize, Default)]
 struct ManifestProbe {

@@ -37,6 +37,9 @@ pub struct StoreEntry {
     /// ABI versions, e.g. `v0.2.1`.
     #[serde(default)]
     pub abi_versions: Vec<String>,
+    /// Root ids from a Wasm artifact's config.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub root_ids: Vec<String>,
     /// When it was recorded, seconds since the Unix epoch.
     #[serde(default)]
     pub recorded_at: u64,
@@ -54,6 +57,7 @@ impl StoreEntry {
             sha256: sha256.into(),
             size,
             abi_versions: Vec::new(),
+            root_ids: Vec::new(),
             recorded_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),

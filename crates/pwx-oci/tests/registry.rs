@@ -235,7 +235,11 @@ async fn oci_source_is_cached_and_listed() {
     let reg = TestRegistry::start();
     let client = local(Auth::Anonymous);
     let wasm = module("source");
-    let image = Image::build(&wasm, &BuildOptions::new(ImageFormat::Artifact)).unwrap();
+    let opts = BuildOptions {
+        root_ids: vec!["src_root".into()],
+        ..BuildOptions::new(ImageFormat::Artifact)
+    };
+    let image = Image::build(&wasm, &opts).unwrap();
     let reference = format!("{}/filters/src:v3", reg.host());
     let pushed = client.push(&reference, &image).await.unwrap();
 
@@ -271,6 +275,10 @@ async fn oci_source_is_cached_and_listed() {
     let again = fetcher.fetch(&pinned).await.unwrap();
     assert!(again.from_cache);
     assert_eq!(again.bytes, wasm);
+    let origin = again.image.as_ref().unwrap();
+    assert_eq!(origin.image_digest, pushed.image_digest);
+    assert_eq!(origin.format, ImageFormat::Artifact);
+    assert_eq!(origin.root_ids, vec!["src_root"]);
 
     // an expected module sha256 that does not match is refused
     let wrong = pinned.with_sha256(&"22".repeat(32)).unwrap();
