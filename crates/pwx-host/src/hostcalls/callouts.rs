@@ -1,0 +1,195 @@
+//! Callouts: `proxy_http_call` (validated as Envoy does, dispatched through the embedder's
+//! [`Callouts`](crate::services::Callouts)), the gRPC calls, and `proxy_get_status`.
+
+use super::enter;
+use crate::memory::{self, HostResult};
+use crate::services::{CalloutRefused, HttpCalloutRequest};
+use crate::state::HostState;
+use pwx_abi::{HostCall, Status};
+use std::time::Duration;
+use wasmtime::Caller;
+
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn owned_pairs(data: &[u8]) -> Pairs {
+    pwx_abi::pairs::decode(data)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_vec()))
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)] // the ABI's signature
+pub(crate) fn proxy_http_call(
+    mut caller: Caller<'_, HostState>,
+    upstream_ptr: i32,
+    upstream_len: i32,
+    headers_ptr: i32,
+    headers_len: i32,
+    body_ptr: i32,
+    body_len: i32,
+    trailers_ptr: i32,
+    trailers_len: i32,
+    timeout_ms: i32,
+    ret_token: i32,
+) -> HostResult {
+    enter(&caller, HostCall::HttpCall)?;
+    // Envoy probes the token pointer first by writing 0 there.
+    if let Err(status) = memory::write_u32(&mut caller, ret_token, 0) {
+        return Ok(status.as_i32());
+    }
+    let read = |ptr, len| memory::read(&caller, ptr, len);
+    let (upstream, headers, body, trailers) = match (
+        read(upstream_ptr, upstream_len),
+        read(headers_ptr, headers_len),
+        read(body_ptr, body_len),
+        read(trailers_ptr, trailers_len),
+    ) {
+        (Ok(u), Ok(h), Ok(b), Ok(t)) => (u, h, b, t),
+        (Err(s), ..) | (_, Err(s), ..) | (_, _, Err(s), _) | (.., Err(s)) => return Ok(s.as_i32()),
+    };
+    if timeout_ms < 0 {
+        return Ok(Status::BadArgument.as_i32());
+    }
+    let cluster = String::from_utf8_lossy(&upstream).into_owned();
+    let state = caller.data_mut();
+    if !state.services.callouts.has_cluster(&cluster) {
+        return Ok(Status::BadArgument.as_i32());
+    }
+    let headers = owned_pairs(&headers);
+    let has = |name: &[u8]| headers.iter().any(|(k, _)| k == name);
+    if !has(b":path") || !has(b":method") || !has(b":authority") {
+        return Ok(Status::BadArgument.as_i32());
+    }
+    let Some(root_context_id) = state.root_of(state.effective) else {
+        return Ok(Status::InternalFailure.as_i32());
+    };
+    state.next_http_token = state.next_http_token.wrapping_add(4).max(4);
+    let token = state.next_http_token;
+    let request = HttpCalloutRequest {
+        token,
+        root_context_id,
+        cluster,
+        headers,
+        body,
+        trailers: owned_pairs(&trailers),
+        timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms as u64)),
+    };
+    match state.services.callouts.dispatch(request) {
+        Ok(()) => Ok(memory::status_of(memory::write_u32(
+            &mut caller,
+            ret_token,
+            token,
+        ))),
+        Err(CalloutRefused::UnknownCluster) => Ok(Status::BadArgument.as_i32()),
+        Err(CalloutRefused::Internal) => Ok(Status::InternalFailure.as_i32()),
+    }
+}
+
+/// The cluster named by a gRPC `upstream` argument: either a serialized `GrpcService` (not
+/// supported yet) or a plain cluster name.
+fn grpc_cluster(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> Result<String, Status> {
+    let upstream = memory::read(caller, ptr, len)?;
+    Ok(String::from_utf8_lossy(&upstream).into_owned())
+}
+
+#[allow(clippy::too_many_arguments)] // the ABI's signature
+pub(crate) fn proxy_grpc_call(
+    caller: Caller<'_, HostState>,
+    upstream_ptr: i32,
+    upstream_len: i32,
+    _service_ptr: i32,
+    _service_len: i32,
+    _method_ptr: i32,
+    _method_len: i32,
+    _metadata_ptr: i32,
+    _metadata_len: i32,
+    _message_ptr: i32,
+    _message_len: i32,
+    _timeout_ms: i32,
+    _ret_token: i32,
+) -> HostResult {
+    enter(&caller, HostCall::GrpcCall)?;
+    grpc_start(&caller, upstream_ptr, upstream_len)
+}
+
+#[allow(clippy::too_many_arguments)] // the ABI's signature
+pub(crate) fn proxy_grpc_stream(
+    caller: Caller<'_, HostState>,
+    upstream_ptr: i32,
+    upstream_len: i32,
+    _service_ptr: i32,
+    _service_len: i32,
+    _method_ptr: i32,
+    _method_len: i32,
+    _metadata_ptr: i32,
+    _metadata_len: i32,
+    _ret_token: i32,
+) -> HostResult {
+    enter(&caller, HostCall::GrpcStream)?;
+    grpc_start(&caller, upstream_ptr, upstream_len)
+}
+
+/// gRPC callouts arrive with the host runtime's part 2: an unknown cluster is `ParseFailure`
+/// as in Envoy; a known one is refused with `InternalFailure` (Envoy's answer when the call
+/// cannot be started), which compat.md lists.
+fn grpc_start(caller: &Caller<'_, HostState>, upstream_ptr: i32, upstream_len: i32) -> HostResult {
+    let cluster = match grpc_cluster(caller, upstream_ptr, upstream_len) {
+        Ok(cluster) => cluster,
+        Err(status) => return Ok(status.as_i32()),
+    };
+    if !caller.data().services.callouts.has_cluster(&cluster) {
+        return Ok(Status::ParseFailure.as_i32());
+    }
+    Ok(Status::InternalFailure.as_i32())
+}
+
+/// Checks a gRPC token: stream-only operations reject call tokens (low bits 1) with
+/// `BadArgument`; since no gRPC call or stream can be open yet, any other token is `NotFound`.
+fn grpc_token_status(token: i32, streams_only: bool) -> i32 {
+    match token as u32 & 3 {
+        1 if streams_only => Status::BadArgument.as_i32(),
+        1 | 2 => Status::NotFound.as_i32(),
+        _ => Status::BadArgument.as_i32(),
+    }
+}
+
+pub(crate) fn proxy_grpc_send(
+    caller: Caller<'_, HostState>,
+    token: i32,
+    _msg_ptr: i32,
+    _msg_len: i32,
+    _end_stream: i32,
+) -> HostResult {
+    enter(&caller, HostCall::GrpcSend)?;
+    Ok(grpc_token_status(token, true))
+}
+
+pub(crate) fn proxy_grpc_cancel(caller: Caller<'_, HostState>, token: i32) -> HostResult {
+    enter(&caller, HostCall::GrpcCancel)?;
+    Ok(grpc_token_status(token, false))
+}
+
+pub(crate) fn proxy_grpc_close(caller: Caller<'_, HostState>, token: i32) -> HostResult {
+    enter(&caller, HostCall::GrpcClose)?;
+    Ok(grpc_token_status(token, false))
+}
+
+pub(crate) fn proxy_get_status(
+    mut caller: Caller<'_, HostState>,
+    ret_code: i32,
+    ret_msg_ptr: i32,
+    ret_msg_len: i32,
+) -> HostResult {
+    enter(&caller, HostCall::GetStatus)?;
+    let state = caller.data();
+    let (code, message) = state
+        .root_of(state.effective)
+        .and_then(|root| state.root(root))
+        .map(|root| root.status.clone())
+        .unwrap_or_default();
+    if let Err(status) = memory::write_u32(&mut caller, ret_code, code) {
+        return Ok(status.as_i32());
+    }
+    memory::return_bytes(&mut caller, &message, ret_msg_ptr, ret_msg_len)
+}

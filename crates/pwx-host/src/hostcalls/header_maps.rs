@@ -1,0 +1,239 @@
+//! Header maps: `proxy_{get,set}_header_map_pairs`, `_size`, `_value`, `add`, `replace`,
+//! `remove`, with Envoy's per-phase availability and statuses.
+
+use super::enter;
+use crate::headers::HeaderMap;
+use crate::memory::{self, HostResult};
+use crate::state::{Access, HostState};
+use pwx_abi::{AbiVersion, HostCall, MapType, Status};
+use wasmtime::Caller;
+
+/// The map as the module may read it now, or `None` when Envoy has no such map in this phase.
+pub(crate) fn readable(state: &HostState, map: MapType) -> Option<&HeaderMap> {
+    match map {
+        MapType::HttpCallResponseHeaders => state.callout_maps.as_ref().map(|(headers, _)| headers),
+        MapType::HttpCallResponseTrailers => {
+            state.callout_maps.as_ref().map(|(_, trailers)| trailers)
+        }
+        // gRPC metadata is only readable inside the gRPC callbacks (host runtime part 2).
+        MapType::GrpcReceiveInitialMetadata | MapType::GrpcReceiveTrailingMetadata => None,
+        http => {
+            let stream = state.effective_http()?;
+            let index = http as usize;
+            (stream.access[index] != Access::None).then(|| &stream.maps[index])
+        }
+    }
+}
+
+/// The map as the module may write it now (creating trailers during the last body callback).
+fn writable(state: &mut HostState, map: MapType) -> Option<&mut HeaderMap> {
+    if !map.is_http() {
+        return None;
+    }
+    let stream = state.effective_http_mut()?;
+    let index = map as usize;
+    if stream.access[index] == Access::None && stream.creatable[index] {
+        stream.access[index] = Access::ReadWrite;
+    }
+    (stream.access[index] == Access::ReadWrite).then(|| &mut stream.maps[index])
+}
+
+fn map_type(raw: i32) -> Result<MapType, i32> {
+    MapType::from_u32(raw as u32).ok_or(Status::BadArgument.as_i32())
+}
+
+fn read_key(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> Result<Vec<u8>, i32> {
+    memory::read(caller, ptr, len).map_err(Status::as_i32)
+}
+
+pub(crate) fn proxy_get_header_map_pairs(
+    mut caller: Caller<'_, HostState>,
+    map: i32,
+    ret_ptr: i32,
+    ret_len: i32,
+) -> HostResult {
+    enter(&caller, HostCall::GetHeaderMapPairs)?;
+    let map = match map_type(map) {
+        Ok(map) => map,
+        Err(status) => return Ok(status),
+    };
+    // An unavailable or empty map is returned as ptr=0, len=0 (not a 4-byte zero count).
+    let len = match readable(caller.data(), map) {
+        Some(headers) if !headers.is_empty() => pwx_abi::pairs::encoded_len(headers.entries()),
+        _ => 0,
+    };
+    memory::return_with(&mut caller, len, ret_ptr, ret_len, |state, block| {
+        if let Some(headers) = readable(state, map) {
+            pwx_abi::pairs::encode_into(headers.entries(), block);
+        }
+    })
+}
+
+pub(crate) fn proxy_set_header_map_pairs(
+    mut caller: Caller<'_, HostState>,
+    map: i32,
+    ptr: i32,
+    len: i32,
+) -> HostResult {
+    enter(&caller, HostCall::SetHeaderMapPairs)?;
+    let map = match map_type(map) {
+        Ok(map) => map,
+        Err(status) => return Ok(status),
+    };
+    let data = match read_key(&caller, ptr, len) {
+        Ok(data) => data,
+        Err(status) => return Ok(status),
+    };
+    // Envoy parses malformed input as an empty list: every header is removed.
+    let pairs = pwx_abi::pairs::decode(&data).unwrap_or_default();
+    let Some(headers) = writable(caller.data_mut(), map) else {
+        return Ok(Status::BadArgument.as_i32());
+    };
+    headers.set_all(pairs);
+    Ok(Status::Ok.as_i32())
+}
+
+pub(crate) fn proxy_get_header_map_size(
+    mut caller: Caller<'_, HostState>,
+    map: i32,
+    ret_size: i32,
+) -> HostResult {
+    enter(&caller, HostCall::GetHeaderMapSize)?;
+    let map = match map_type(map) {
+        Ok(map) => map,
+        Err(status) => return Ok(status),
+    };
+    let size = match readable(caller.data(), map) {
+        Some(headers) if map.is_http() => headers.byte_size() as u32,
+        _ => return Ok(Status::BadArgument.as_i32()),
+    };
+    Ok(memory::status_of(memory::write_u32(
+        &mut caller,
+        ret_size,
+        size,
+    )))
+}
+
+pub(crate) fn proxy_get_header_map_value(
+    mut caller: Caller<'_, HostState>,
+    map: i32,
+    key_ptr: i32,
+    key_len: i32,
+    ret_ptr: i32,
+    ret_len: i32,
+) -> HostResult {
+    enter(&caller, HostCall::GetHeaderMapValue)?;
+    let map = match map_type(map) {
+        Ok(map) => map,
+        Err(status) => return Ok(status),
+    };
+    let key = match read_key(&caller, key_ptr, key_len) {
+        Ok(key) => key,
+        Err(status) => return Ok(status),
+    };
+    let state = caller.data();
+    let Some(headers) = readable(state, map) else {
+        // In the access-log phase Envoy answers NotFound rather than BadArgument.
+        let in_log = state.effective_http().is_some_and(|h| h.in_log);
+        return Ok(if in_log {
+            Status::NotFound
+        } else {
+            Status::BadArgument
+        }
+        .as_i32());
+    };
+    let len = match headers.get(&key) {
+        Some(value) => value.len(),
+        None if state.abi == AbiVersion::V0_1_0 => 0,
+        None => return Ok(Status::NotFound.as_i32()),
+    };
+    memory::return_with(&mut caller, len, ret_ptr, ret_len, |state, block| {
+        if let Some(value) = readable(state, map).and_then(|h| h.get(&key)) {
+            block.copy_from_slice(value);
+        }
+    })
+}
+
+/// Shared body of add / replace / remove.
+fn modify(
+    caller: &mut Caller<'_, HostState>,
+    call: HostCall,
+    map: i32,
+    key: (i32, i32),
+    value: Option<(i32, i32)>,
+    apply: impl FnOnce(&mut HeaderMap, &[u8], &[u8]),
+) -> HostResult {
+    enter(caller, call)?;
+    let map = match map_type(map) {
+        Ok(map) => map,
+        Err(status) => return Ok(status),
+    };
+    let key = match read_key(caller, key.0, key.1) {
+        Ok(key) => key,
+        Err(status) => return Ok(status),
+    };
+    let value = match value
+        .map(|(ptr, len)| read_key(caller, ptr, len))
+        .transpose()
+    {
+        Ok(value) => value.unwrap_or_default(),
+        Err(status) => return Ok(status),
+    };
+    let Some(headers) = writable(caller.data_mut(), map) else {
+        return Ok(Status::BadArgument.as_i32());
+    };
+    apply(headers, &key, &value);
+    Ok(Status::Ok.as_i32())
+}
+
+pub(crate) fn proxy_add_header_map_value(
+    mut caller: Caller<'_, HostState>,
+    map: i32,
+    key_ptr: i32,
+    key_len: i32,
+    value_ptr: i32,
+    value_len: i32,
+) -> HostResult {
+    modify(
+        &mut caller,
+        HostCall::AddHeaderMapValue,
+        map,
+        (key_ptr, key_len),
+        Some((value_ptr, value_len)),
+        |h, k, v| h.add(k, v),
+    )
+}
+
+pub(crate) fn proxy_replace_header_map_value(
+    mut caller: Caller<'_, HostState>,
+    map: i32,
+    key_ptr: i32,
+    key_len: i32,
+    value_ptr: i32,
+    value_len: i32,
+) -> HostResult {
+    modify(
+        &mut caller,
+        HostCall::ReplaceHeaderMapValue,
+        map,
+        (key_ptr, key_len),
+        Some((value_ptr, value_len)),
+        |h, k, v| h.replace(k, v),
+    )
+}
+
+pub(crate) fn proxy_remove_header_map_value(
+    mut caller: Caller<'_, HostState>,
+    map: i32,
+    key_ptr: i32,
+    key_len: i32,
+) -> HostResult {
+    modify(
+        &mut caller,
+        HostCall::RemoveHeaderMapValue,
+        map,
+        (key_ptr, key_len),
+        None,
+        |h, k, _| h.remove(k),
+    )
+}

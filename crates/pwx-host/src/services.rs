@@ -1,0 +1,238 @@
+//! What the embedder provides to every VM of the process: where logs go, the process-wide
+//! stores (shared data, queues, metrics), and the I/O behind callouts and timers.
+
+use crate::metrics::Metrics;
+use crate::queues::SharedQueues;
+use crate::shared_data::SharedData;
+use pwx_abi::LogLevel;
+use std::sync::{Arc, Mutex};
+
+/// One log line of a module.
+#[derive(Debug)]
+pub struct LogRecord<'a> {
+    /// Level the module logged at.
+    pub level: LogLevel,
+    /// Plugin name (empty for the VM context).
+    pub plugin_name: &'a str,
+    /// Plugin root id.
+    pub root_id: &'a str,
+    /// VM id.
+    pub vm_id: &'a str,
+    /// Whether the line came from a stream context (Envoy prefixes those with the plugin name).
+    pub stream: bool,
+    /// The message.
+    pub message: &'a str,
+}
+
+impl LogRecord<'_> {
+    /// Envoy's prefix: ` <plugin name> <root_id> <vm_id>` for stream contexts and
+    /// ` <root_id> <vm_id>` for root contexts, empty parts omitted.
+    pub fn envoy_prefix(&self) -> String {
+        let mut parts = Vec::new();
+        if self.stream && !self.plugin_name.is_empty() {
+            parts.push(self.plugin_name);
+        }
+        parts.extend(
+            [self.root_id, self.vm_id]
+                .into_iter()
+                .filter(|p| !p.is_empty()),
+        );
+        parts.iter().map(|p| format!(" {p}")).collect()
+    }
+}
+
+/// Where module log lines go.
+pub trait LogSink: Send + Sync {
+    /// Records one line.
+    fn log(&self, record: &LogRecord<'_>);
+    /// The level modules see from `proxy_get_log_level`.
+    fn level(&self) -> LogLevel;
+}
+
+/// Sends module logs to `tracing` (target `pwx::wasm`), as `wasm log <prefix>: <message>`.
+pub struct TracingLog {
+    /// Level reported to modules.
+    pub level: LogLevel,
+}
+
+impl LogSink for TracingLog {
+    fn log(&self, record: &LogRecord<'_>) {
+        let prefix = record.envoy_prefix();
+        let message = record.message;
+        match record.level {
+            LogLevel::Trace => tracing::trace!(target: "pwx::wasm", "wasm log{prefix}: {message}"),
+            LogLevel::Debug => tracing::debug!(target: "pwx::wasm", "wasm log{prefix}: {message}"),
+            LogLevel::Info => tracing::info!(target: "pwx::wasm", "wasm log{prefix}: {message}"),
+            LogLevel::Warn => tracing::warn!(target: "pwx::wasm", "wasm log{prefix}: {message}"),
+            LogLevel::Error | LogLevel::Critical => {
+                tracing::error!(target: "pwx::wasm", "wasm log{prefix}: {message}")
+            }
+        }
+    }
+
+    fn level(&self) -> LogLevel {
+        self.level
+    }
+}
+
+/// A captured log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapturedLog {
+    /// Level.
+    pub level: LogLevel,
+    /// Envoy-style prefix (see [`LogRecord::envoy_prefix`]).
+    pub prefix: String,
+    /// Message.
+    pub message: String,
+}
+
+/// Keeps log lines in memory (tests, `pwx test`).
+#[derive(Default)]
+pub struct MemoryLog {
+    lines: Mutex<Vec<CapturedLog>>,
+    level: Option<LogLevel>,
+}
+
+impl MemoryLog {
+    /// A log that reports `level` to modules.
+    pub fn with_level(level: LogLevel) -> Self {
+        MemoryLog {
+            lines: Mutex::default(),
+            level: Some(level),
+        }
+    }
+
+    /// Takes every line captured so far.
+    pub fn take(&self) -> Vec<CapturedLog> {
+        std::mem::take(
+            &mut *self
+                .lines
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        )
+    }
+
+    /// The messages captured so far (without taking them).
+    pub fn messages(&self) -> Vec<String> {
+        let lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        lines.iter().map(|l| l.message.clone()).collect()
+    }
+}
+
+impl LogSink for MemoryLog {
+    fn log(&self, record: &LogRecord<'_>) {
+        let line = CapturedLog {
+            level: record.level,
+            prefix: record.envoy_prefix(),
+            message: record.message.to_string(),
+        };
+        self.lines
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .push(line);
+    }
+
+    fn level(&self) -> LogLevel {
+        self.level.unwrap_or(LogLevel::Trace)
+    }
+}
+
+/// Why a callout could not be started (mapped to Envoy's statuses by the hostcall).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CalloutRefused {
+    /// No cluster with that name.
+    UnknownCluster,
+    /// The dispatcher refused synchronously.
+    Internal,
+}
+
+/// An HTTP callout the module asked for (`proxy_http_call`).
+#[derive(Clone, Debug)]
+pub struct HttpCalloutRequest {
+    /// Token the response will be delivered with.
+    pub token: u32,
+    /// Root context that owns the callout.
+    pub root_context_id: u32,
+    /// Cluster name.
+    pub cluster: String,
+    /// Request headers (`:method`, `:path`, `:authority` present).
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Trailers.
+    pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Timeout; `None` for no timeout.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// The I/O behind `proxy_http_call`, supplied by the data plane. It must not call back into
+/// the VM synchronously: responses are delivered later through `Vm::on_http_call_response`.
+pub trait Callouts: Send + Sync {
+    /// Whether `cluster` is known (Envoy checks this before anything else).
+    fn has_cluster(&self, cluster: &str) -> bool;
+    /// Starts the callout.
+    fn dispatch(&self, request: HttpCalloutRequest) -> Result<(), CalloutRefused>;
+}
+
+/// A process with no clusters: every callout is refused as Envoy refuses an unknown cluster.
+pub struct NoClusters;
+
+impl Callouts for NoClusters {
+    fn has_cluster(&self, _cluster: &str) -> bool {
+        false
+    }
+
+    fn dispatch(&self, _request: HttpCalloutRequest) -> Result<(), CalloutRefused> {
+        Err(CalloutRefused::UnknownCluster)
+    }
+}
+
+/// The Envoy node this process presents as (`xds.node`).
+#[derive(Clone, Debug, Default)]
+pub struct NodeInfo {
+    /// `node.id`.
+    pub id: String,
+    /// `node.cluster`.
+    pub cluster: String,
+}
+
+/// Everything the VMs of one process share.
+pub struct Services {
+    /// Where module logs go.
+    pub log: Arc<dyn LogSink>,
+    /// Shared key-value data, per `vm_id`.
+    pub shared_data: SharedData,
+    /// Shared queues, per `vm_id`.
+    pub queues: SharedQueues,
+    /// Metrics defined by modules.
+    pub metrics: Metrics,
+    /// HTTP callouts.
+    pub callouts: Arc<dyn Callouts>,
+    /// The node identity.
+    pub node: NodeInfo,
+}
+
+impl Services {
+    /// Services that log through `tracing` at info and have no clusters.
+    pub fn new(log: Arc<dyn LogSink>) -> Self {
+        Services {
+            log,
+            shared_data: SharedData::default(),
+            queues: SharedQueues::default(),
+            metrics: Metrics::default(),
+            callouts: Arc::new(NoClusters),
+            node: NodeInfo::default(),
+        }
+    }
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Services::new(Arc::new(TracingLog {
+            level: LogLevel::Info,
+        }))
+    }
+}

@@ -1,0 +1,56 @@
+//! Facts about a stream's connection and routing that properties expose (source and
+//! destination addresses, protocol, route, upstream, …), supplied by the embedder.
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+/// Connection and request facts for one stream.
+#[derive(Clone, Debug, Default)]
+pub struct StreamInfo {
+    /// Downstream peer (`source.address`, `source.port`).
+    pub source: Option<SocketAddr>,
+    /// Downstream local address (`destination.address`, `destination.port`).
+    pub destination: Option<SocketAddr>,
+    /// `connection.id` / `connection_id`.
+    pub connection_id: Option<u64>,
+    /// `connection.mtls`.
+    pub mtls: bool,
+    /// `connection.requested_server_name` (SNI).
+    pub requested_server_name: Option<String>,
+    /// `connection.tls_version`.
+    pub tls_version: Option<String>,
+    /// `request.protocol`: `HTTP/1.0`, `HTTP/1.1`, `HTTP/2`.
+    pub protocol: Option<String>,
+    /// `request.time`: when the first byte was received.
+    pub start_time: Option<SystemTime>,
+    /// Body bytes received so far (`request.size` when there is no content-length).
+    pub request_body_bytes: u64,
+    /// Header bytes received (`request.total_size` adds them to the body).
+    pub request_header_bytes: u64,
+    /// Body bytes sent to the client (`response.size`).
+    pub response_body_bytes: u64,
+    /// Header bytes sent (`response.total_size` adds them to the body).
+    pub response_header_bytes: u64,
+    /// `response.code_details`.
+    pub response_code_details: Option<String>,
+    /// `response.flags`.
+    pub response_flags: u64,
+    /// `xds.route_name`.
+    pub route_name: Option<String>,
+    /// `xds.cluster_name`.
+    pub cluster_name: Option<String>,
+    /// `xds.virtual_host_name`.
+    pub virtual_host_name: Option<String>,
+    /// `xds.filter_chain_name`.
+    pub filter_chain_name: Option<String>,
+    /// `xds.listener_direction` (0 unspecified, 1 inbound, 2 outbound).
+    pub listener_direction: Option<i64>,
+    /// `upstream.address`, `upstream.port`.
+    pub upstream_address: Option<SocketAddr>,
+    /// `upstream.local_address`.
+    pub upstream_local_address: Option<SocketAddr>,
+    /// `upstream.request_attempt_count`.
+    pub upstream_request_attempt_count: Option<u64>,
+    /// `request.duration`, once the request is complete.
+    pub request_duration: Option<std::time::Duration>,
+}
