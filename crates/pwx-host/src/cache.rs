@@ -30,13 +30,13 @@ impl CompileCache {
     /// The cached module, if present and loadable. A corrupt or stale entry is removed.
     pub(crate) fn get(&self, engine: &wasmtime::Engine, sha256: &str) -> Option<wasmtime::Module> {
         let path = self.path(sha256);
-        if !path.exists() {
-            return None;
-        }
+        // Read into memory rather than mmap: a file truncated or rewritten by someone else
+        // while the module runs would otherwise crash the process with SIGBUS.
+        let bytes = std::fs::read(&path).ok()?;
         // SAFETY: the file was written by `put` below from `Module::serialize` of this same
         // engine configuration (the engine hash is in its name), in a directory pwx owns;
         // wasmtime additionally checks the header and engine compatibility on load.
-        match unsafe { wasmtime::Module::deserialize_file(engine, &path) } {
+        match unsafe { wasmtime::Module::deserialize(engine, &bytes) } {
             Ok(module) => Some(module),
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "dropping unusable compile-cache entry");
