@@ -16,6 +16,9 @@ VOLATILE_UPSTREAM = {"x-request-id", "x-forwarded-proto", "x-envoy-expected-rq-t
 NORMALISE = [
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),
     (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:<port>"),
+    # Rust panic locations move whenever the filter's source changes.
+    (re.compile(r"panicked at [^\n]*:\d+:\d+:"), "panicked at <location>:"),
+    (re.compile(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT"), "<http-date>"),
     (re.compile(r'"x-envoy-upstream-service-time","\d+"'),
      '"x-envoy-upstream-service-time","<n>"'),
 ]

@@ -390,6 +390,16 @@ fn dispatch(env: &Env, name: &str, op: &Op) -> R {
             };
             Ok((0, Some(shown)))
         }
+        "print" => {
+            // WASI fd_write to stdout (fd 1).
+            println!("{}", str_arg(op, "msg", ""));
+            Ok((0, None))
+        }
+        "eprint" => {
+            // WASI fd_write to stderr (fd 2).
+            eprintln!("{}", str_arg(op, "msg", ""));
+            Ok((0, None))
+        }
         "" => Err("missing op".to_string()),
         other => Err(format!("unknown op {other}")),
     }
