@@ -98,6 +98,13 @@ pub fn value_as(b: &[u8], how: &str) -> String {
             _ => hex(b),
         },
         "pairs" => decode_pairs(b).map_or_else(|| hex(b), |p| pairs(&p)),
+        "pairs_sorted" => decode_pairs(b).map_or_else(
+            || hex(b),
+            |mut p| {
+                p.sort();
+                pairs(&p)
+            },
+        ),
         _ => bytes(b),
     }
 }
