@@ -1,5 +1,6 @@
 """Runs one case on one proxy and returns its normalised record."""
 
+import json
 import re
 import socket
 import time
@@ -231,9 +232,11 @@ def run_case(case, target, module_paths, workdir):
                 before_stop = i
                 break
         record["responses"] = responses
-        record["upstream"] = [
-            {**r, "headers": [h for h in r["headers"] if h[0] not in VOLATILE_UPSTREAM]}
-            for r in upstream.received]
+        # Requests on concurrent upstream connections (callouts) have no defined order: sort.
+        record["upstream"] = sorted(
+            ({**r, "headers": [h for h in r["headers"] if h[0] not in VOLATILE_UPSTREAM]}
+             for r in upstream.received),
+            key=lambda r: json.dumps(r, sort_keys=True))
         if startup_end is None:
             startup_end = before_stop
         record["startup_logs"] = filter_logs(entries[:startup_end])
