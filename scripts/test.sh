@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test of pwx on a fresh machine: installs what the tests need (scripts/setup.sh,
+# as root), builds the guest fixtures from source, runs the Rust tests of every crate, then the
+# conformance suite against a real Envoy. This is the README's test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "setup (wasm target, Debian packages)"
+if [[ $(id -u) -eq 0 ]]; then scripts/setup.sh; else sudo scripts/setup.sh; fi
+
+step "guest fixtures (Rust SDK, AssemblyScript, C)"
+scripts/build-fixtures.sh
+
+step "Rust tests (every crate)"
+cargo test --workspace --locked
+
+step "conformance suite (real Envoy)"
+bash conformance/run.sh
