@@ -193,3 +193,89 @@ fn the_compile_cache_serves_a_second_load() {
     }
     assert!(!engine.load(&bytes).unwrap().from_cache());
 }
+
+#[test]
+fn a_module_shaped_like_the_go_sdk_starts() {
+    // The Go 1.24 SDK (marker 0.2.0, `_initialize`, `proxy_on_memory_allocate`) needs these WASI
+    // calls to succeed or fail as Envoy answers them while its runtime starts.
+    let imports = r#"
+      (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
+      (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat (param i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $fdstat (param i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "environ_sizes_get" (func $env_sizes (param i32 i32) (result i32)))
+      (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))"#;
+    let exports = r#"
+      (func $expect (param $got i32) (param $want i32)
+        (if (i32.ne (local.get $got) (local.get $want)) (then unreachable)))
+      (func (export "_initialize")
+        (call $expect (call $yield) (i32.const 0))
+        (call $expect (call $poll (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 100)) (i32.const 0))
+        (call $expect (call $prestat (i32.const 3) (i32.const 100)) (i32.const 8))
+        (call $expect (call $fdstat (i32.const 1) (i32.const 100)) (i32.const 0))
+        (call $expect (call $clock (i32.const 1) (i64.const 1) (i32.const 200)) (i32.const 0))
+        (call $expect (call $random (i32.const 300) (i32.const 16)) (i32.const 0))
+        (call $expect (call $random (i32.const 300) (i32.const 65537)) (i32.const 28))
+        (call $expect (call $env_sizes (i32.const 400) (i32.const 404)) (i32.const 0))
+        (call $expect (i32.load (i32.const 400)) (i32.const 1))
+        (drop (call $log (i32.const 2) (i32.const 500) (i32.const 7))))
+      (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 2048))
+      (data (i32.const 500) "started")"#;
+    let wat = format!(
+        r#"(module {imports}
+  (memory (export "memory") 2)
+  (func (export "proxy_abi_version_0_2_0"))
+  {exports})"#
+    );
+    let module = load(&wat).unwrap();
+    assert_eq!(module.abi_version(), AbiVersion::V0_2_0);
+    let config = pwx_host::VmConfig {
+        environment: vec![("GOGC".into(), "off".into())],
+        ..Default::default()
+    };
+    let t = support::vm_with(&module, config, &support::test_limits());
+    assert_eq!(t.log.messages(), ["started"]);
+}
+
+#[test]
+fn several_plugins_share_one_vm_each_with_its_own_root() {
+    let imports = r#"(import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+        (import "env" "proxy_get_property" (func $prop (param i32 i32 i32 i32) (result i32)))"#;
+    // Each root logs its plugin_root_id during creation and "configure" in on_configure.
+    let exports = r#"
+      (func (export "proxy_on_context_create") (param $id i32) (param $parent i32)
+        (if (i32.eqz (local.get $parent)) (then
+          (if (call $prop (i32.const 0) (i32.const 14) (i32.const 100) (i32.const 104)) (then unreachable))
+          (drop (call $log (i32.const 2) (i32.load (i32.const 100)) (i32.load (i32.const 104)))))))
+      (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+      (func (export "proxy_on_configure") (param i32 i32) (result i32)
+        (drop (call $log (i32.const 2) (i32.const 16) (i32.const 9))) (i32.const 1))
+      (data (i32.const 0) "plugin_root_id")
+      (data (i32.const 16) "configure")"#;
+    let wat = format!(
+        r#"(module {imports}
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "malloc") (param $n i32) (result i32) (local $p i32)
+    (local.set $p (global.get $heap)) (global.set $heap (i32.add (global.get $heap) (local.get $n))) (local.get $p))
+  (func (export "proxy_abi_version_0_2_1"))
+  {exports})"#
+    );
+    let module = load(&wat).unwrap();
+    let mut t = support::vm(&module);
+    let mut first = support::plugin("first", "");
+    first.root_id = "alpha".into();
+    let mut second = support::plugin("second", "");
+    second.root_id = "beta".into();
+    let a = t.vm.start_plugin(first).unwrap();
+    let b = t.vm.start_plugin(second).unwrap();
+    assert_ne!(a, b);
+    assert_eq!(
+        t.log.messages(),
+        ["alpha", "configure", "beta", "configure"]
+    );
+    assert!(t.vm.shutdown_plugin(a).unwrap());
+    assert_eq!(t.vm.context_count(), 1);
+}

@@ -13,11 +13,60 @@ use pwx_host::{
 };
 use std::sync::Arc;
 
-/// A filter on this worker: its VM replica and root context.
+/// A filter on this worker: its VM replica and root context, and what it takes to rebuild the
+/// replica under FAIL_RELOAD.
 pub(crate) struct Filter {
     pub(crate) vm: Vm,
     pub(crate) root: u32,
     pub(crate) plugin: Arc<PluginConfig>,
+    pub(crate) rebuild: Rebuild,
+}
+
+/// The ingredients of a fresh replica, and the backoff between attempts.
+pub(crate) struct Rebuild {
+    pub(crate) module: pwx_host::Module,
+    pub(crate) vm_config: pwx_host::VmConfig,
+    pub(crate) services: Arc<pwx_host::Services>,
+    pub(crate) limits: pwx_host::Limits,
+    pub(crate) backoff: pwx_host::failure::ReloadBackoff,
+}
+
+impl Filter {
+    /// Under FAIL_RELOAD, builds a fresh replica (full start-up, `on_vm_start`, `on_configure`)
+    /// once the backoff allows; `true` if the filter has a live VM again.
+    fn reload(&mut self) -> bool {
+        if self.plugin.failure_policy != pwx_abi::FailurePolicy::FailReload
+            || !self.rebuild.backoff.try_attempt(std::time::Instant::now())
+        {
+            return false;
+        }
+        let rebuilt = Vm::new(
+            &self.rebuild.module,
+            self.rebuild.vm_config.clone(),
+            self.rebuild.services.clone(),
+            &self.rebuild.limits,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|mut vm| {
+            vm.start_plugin((*self.plugin).clone())
+                .map(|root| (vm, root))
+                .map_err(|e| e.to_string())
+        });
+        match rebuilt {
+            Ok((vm, root)) => {
+                tracing::info!(plugin = %self.plugin.name, "FAIL_RELOAD: rebuilt the failed VM");
+                self.vm = vm;
+                self.root = root;
+                self.rebuild.backoff.record(true);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(plugin = %self.plugin.name, %error, "FAIL_RELOAD: rebuilding the VM failed; failing closed until the next attempt");
+                self.rebuild.backoff.record(false);
+                false
+            }
+        }
+    }
 }
 
 /// Why the chain stopped before the upstream.
@@ -33,7 +82,7 @@ pub(crate) enum Stopped {
 }
 
 /// One request's streams, one per filter (`None` once a fail-open filter is bypassed).
-pub(crate) struct Streams(pub(crate) Vec<Option<u32>>);
+pub(crate) struct Streams(pub(crate) Vec<Option<u32>>, StreamInfo);
 
 /// A finished response.
 pub(crate) struct Response {
@@ -104,6 +153,7 @@ impl Chain {
                 .iter_mut()
                 .map(|f| f.vm.create_stream(f.root, info.clone()))
                 .collect(),
+            info.clone(),
         )
     }
 
@@ -123,7 +173,13 @@ impl Chain {
     /// Applies [`Chain::bypass`] to every filter whose VM failed before this stream started.
     pub(crate) fn skip_failed(&mut self, streams: &mut Streams) -> Result<(), Stopped> {
         for i in 0..self.filters.len() {
-            if self.filters[i].vm.failure().is_some() && !self.bypass(i, streams) {
+            if self.filters[i].vm.failure().is_none() {
+                continue;
+            }
+            if self.filters[i].reload() {
+                let filter = &mut self.filters[i];
+                streams.0[i] = filter.vm.create_stream(filter.root, streams.1.clone());
+            } else if !self.bypass(i, streams) {
                 return Err(Stopped::FailClosed(i));
             }
         }

@@ -3,7 +3,7 @@
 //! chain sits in a `RefCell` that is borrowed only for the duration of a callback sequence,
 //! never across an await.
 
-use crate::chain::{Chain, Filter, Response, Stopped, paused_forever};
+use crate::chain::{Chain, Filter, Rebuild, Response, Stopped, paused_forever};
 use crate::config::UpstreamConfig;
 use crate::upstream::{Upstream, is_hop_by_hop};
 use bytes::Bytes;
@@ -44,10 +44,18 @@ fn build_chain(plan: &WorkerPlan) -> Result<Chain, String> {
         )
         .map_err(|e| e.to_string())?;
         let root = vm.start_plugin(plugin.clone()).map_err(|e| e.to_string())?;
+        let rebuild = Rebuild {
+            module: module.clone(),
+            vm_config: vm_config.clone(),
+            services: plan.services.clone(),
+            limits: plan.limits.clone(),
+            backoff: pwx_host::failure::ReloadBackoff::new(plugin.reload_backoff),
+        };
         filters.push(Filter {
             vm,
             root,
             plugin: Arc::new(plugin.clone()),
+            rebuild,
         });
     }
     Ok(Chain { filters })

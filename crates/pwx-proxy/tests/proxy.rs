@@ -194,3 +194,27 @@ fn a_rejected_configuration_stops_start_up_with_the_reason() {
         "{error}"
     );
 }
+
+#[test]
+fn fail_reload_rebuilds_the_vm_after_the_backoff() {
+    let mut reloading = filter("misbehave", "", FailurePolicy::FailReload);
+    reloading.plugin.reload_backoff = Duration::from_millis(300);
+    let proxy = start(vec![reloading], 1);
+    assert_eq!(
+        get(&proxy, "/", &[("x-misbehave", "trap-request_headers")]).0,
+        503
+    );
+    // A fresh VM is built on the next stream; it serves again.
+    let (status, head, _) = get(&proxy, "/", &[]);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("x-misbehave: none"), "{head}");
+    // After another failure the backoff holds: within 300 ms the filter fails closed.
+    assert_eq!(
+        get(&proxy, "/", &[("x-misbehave", "trap-request_headers")]).0,
+        503
+    );
+    assert_eq!(get(&proxy, "/", &[]).0, 503);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(get(&proxy, "/", &[]).0, 200);
+    proxy.shutdown();
+}

@@ -32,8 +32,9 @@ pub(crate) struct RunArgs {
     /// Worker threads (default: the number of cores).
     #[arg(long)]
     workers: Option<usize>,
-    /// What a failing filter does to traffic: fail-closed (503), fail-open (bypass).
-    #[arg(long, default_value = "fail-closed", value_parser = ["fail-closed", "fail-open"])]
+    /// What a failing filter does to traffic: fail-closed (503), fail-open (bypass), or
+    /// fail-reload (503 while a fresh VM is rebuilt, with backoff).
+    #[arg(long, default_value = "fail-closed", value_parser = ["fail-closed", "fail-open", "fail-reload"])]
     failure_policy: String,
     /// Longest a single filter callback may run, in milliseconds.
     #[arg(long, default_value_t = 1000)]
@@ -58,10 +59,10 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
             UpstreamConfig::Http(uri)
         }
     };
-    let failure_policy = if args.failure_policy == "fail-open" {
-        FailurePolicy::FailOpen
-    } else {
-        FailurePolicy::FailClosed
+    let failure_policy = match args.failure_policy.as_str() {
+        "fail-open" => FailurePolicy::FailOpen,
+        "fail-reload" => FailurePolicy::FailReload,
+        _ => FailurePolicy::FailClosed,
     };
     let mut filters = Vec::new();
     for (index, path) in std::iter::once(&args.filter)
