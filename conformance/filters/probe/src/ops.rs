@@ -61,7 +61,7 @@ pub fn run(env: &Env, op: &Op) {
     match name {
         "trap" => {
             abi::log_info(&format!("{head} -> trapping"));
-            core::arch::wasm32::unreachable()
+            trap()
         }
         "panic" => {
             abi::log_info(&format!("{head} -> panicking"));
@@ -382,7 +382,7 @@ fn dispatch(env: &Env, name: &str, op: &Op) -> R {
         "http_call" => http_call(op),
         "grow" => {
             let pages = u32_arg(op, "pages", 1)? as usize;
-            let old = core::arch::wasm32::memory_grow::<0>(pages);
+            let old = memory_grow(pages);
             let shown = if old == usize::MAX {
                 "-1".to_string()
             } else {
@@ -609,5 +609,25 @@ fn id_arg(op: &Op, key: &str) -> Result<u32, String> {
             .map(|n| n as u32)
             .ok_or(format!("{key}: number or name")),
         None => Err(format!("{key}: required")),
+    }
+}
+
+/// Executes `unreachable` (a trap); natively (for `cargo test --workspace`) aborts.
+fn trap() -> ! {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    #[cfg(not(target_arch = "wasm32"))]
+    std::process::abort()
+}
+
+/// Grows linear memory by `pages`; the old size in pages, or `usize::MAX` on failure. Natively
+/// there is no linear memory: always fails.
+fn memory_grow(pages: usize) -> usize {
+    #[cfg(target_arch = "wasm32")]
+    return core::arch::wasm32::memory_grow::<0>(pages);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = pages;
+        usize::MAX
     }
 }
