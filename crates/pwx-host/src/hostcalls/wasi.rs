@@ -39,21 +39,20 @@ fn gather(caller: &Caller<'_, HostState>, iovs: i32, iovs_len: i32) -> Result<Ve
     Ok(out)
 }
 
+/// `fd_write`/`fd_pwrite` to stdout or stderr: one log line (info or error).
 fn write_fd(
-    mut caller: Caller<'_, HostState>,
-    call: WasiCall,
+    caller: &mut Caller<'_, HostState>,
     fd: i32,
     iovs: i32,
     iovs_len: i32,
     nwritten: i32,
-) -> Errno {
-    enter(&caller, call)?;
+) -> i32 {
     if !is_std(fd) {
-        return Ok(errno::BADF);
+        return errno::BADF;
     }
-    let mut line = match gather(&caller, iovs, iovs_len) {
+    let mut line = match gather(caller, iovs, iovs_len) {
         Ok(line) => line,
-        Err(code) => return Ok(code),
+        Err(code) => return code,
     };
     let total = line.len() as u32;
     if line.last() == Some(&b'\n') {
@@ -65,10 +64,7 @@ fn write_fd(
         LogLevel::Error
     };
     caller.data().log(level, &String::from_utf8_lossy(&line));
-    Ok(match memory::write_u32(&mut caller, nwritten, total) {
-        Ok(()) => errno::SUCCESS,
-        Err(_) => errno::FAULT,
-    })
+    errno_of(memory::write_u32(caller, nwritten, total))
 }
 
 /// `KEY=VALUE\0` strings of the configured environment.
@@ -97,331 +93,203 @@ fn clock_now(id: i32) -> Option<u64> {
     }
 }
 
+/// The errno for a write result.
+fn errno_of(result: Result<(), pwx_abi::Status>) -> i32 {
+    result.map_or(errno::FAULT, |()| errno::SUCCESS)
+}
+
+/// `ok` for stdout/stderr, `BADF` for any other fd (Envoy's answer for fd operations).
+fn std_only(fd: i32, ok: i32) -> i32 {
+    if is_std(fd) { ok } else { errno::BADF }
+}
+
+/// Links one WASI function: checks the allocator restriction, then evaluates `$body` (an errno).
+macro_rules! wasi_fn {
+    ($linker:expr, $module:expr, $call:expr, |$c:ident $(, $arg:ident: $ty:ty)*| $body:expr) => {
+        $linker.func_wrap($module, $call.name(), move |mut $c: Caller<'_, HostState> $(, $arg: $ty)*| -> Errno {
+            enter(&$c, $call)?;
+            Ok($body)
+        })?
+    };
+}
+
 /// Registers every WASI function under both module names.
+#[allow(unused_mut, unused_variables)] // one macro shape for every arity
 pub(crate) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     use WasiCall::*;
     for module in pwx_abi::wasi::MODULES {
         for &call in WasiCall::ALL {
-            let name = call.name();
             match call {
-                FdWrite => linker.func_wrap(
+                FdWrite => wasi_fn!(
+                    linker,
                     module,
-                    name,
-                    |c: Caller<'_, HostState>, fd: i32, iovs: i32, n: i32, out: i32| {
-                        write_fd(c, FdWrite, fd, iovs, n, out)
-                    },
-                )?,
-                FdPwrite => linker.func_wrap(
+                    call,
+                    |c, fd: i32, iovs: i32, n: i32, out: i32| write_fd(&mut c, fd, iovs, n, out)
+                ),
+                FdPwrite => wasi_fn!(
+                    linker,
                     module,
-                    name,
-                    |c: Caller<'_, HostState>, fd: i32, iovs: i32, n: i32, _off: i64, out: i32| {
-                        write_fd(c, FdPwrite, fd, iovs, n, out)
-                    },
-                )?,
-                FdRead => linker.func_wrap(
+                    call,
+                    |c, fd: i32, iovs: i32, n: i32, _offset: i64, out: i32| write_fd(
+                        &mut c, fd, iovs, n, out
+                    )
+                ),
+                FdRead => wasi_fn!(linker, module, call, |c, a: i32, b: i32, d: i32, e: i32| {
+                    errno::NOSYS
+                }),
+                FdPread => wasi_fn!(
+                    linker,
                     module,
-                    name,
-                    |c: Caller<'_, HostState>, _: i32, _: i32, _: i32, _: i32| -> Errno {
-                        enter(&c, FdRead)?;
-                        Ok(errno::NOSYS)
-                    },
-                )?,
-                FdPread => linker.func_wrap(
+                    call,
+                    |c, a: i32, b: i32, d: i32, e: i64, f: i32| errno::NOSYS
+                ),
+                FdSeek => wasi_fn!(
+                    linker,
                     module,
-                    name,
-                    |c: Caller<'_, HostState>, _: i32, _: i32, _: i32, _: i64, _: i32| -> Errno {
-                        enter(&c, FdPread)?;
-                        Ok(errno::NOSYS)
-                    },
-                )?,
-                FdSeek => linker.func_wrap(
-                    module,
-                    name,
-                    |c: Caller<'_, HostState>, fd: i32, _: i64, _: i32, _: i32| -> Errno {
-                        enter(&c, FdSeek)?;
+                    call,
+                    |c, fd: i32, a: i64, b: i32, d: i32| {
                         c.data().log(
                             LogLevel::Error,
                             &format!("WASI fd_seek({fd}) is not supported"),
                         );
-                        Ok(errno::SUCCESS)
-                    },
-                )?,
-                FdClose => linker.func_wrap(
-                    module,
-                    name,
-                    |c: Caller<'_, HostState>, fd: i32| -> Errno {
-                        enter(&c, FdClose)?;
-                        c.data().log(
-                            LogLevel::Error,
-                            &format!("WASI fd_close({fd}) is not supported"),
-                        );
-                        Ok(errno::SUCCESS)
-                    },
-                )?,
-                FdFdstatGet => linker.func_wrap(
-                    module,
-                    name,
-                    |mut c: Caller<'_, HostState>, fd: i32, buf: i32| -> Errno {
-                        enter(&c, FdFdstatGet)?;
-                        if !is_std(fd) {
-                            return Ok(errno::BADF);
-                        }
-                        let mut stat = [0u8; 24];
-                        stat[0] = pwx_abi::wasi::FILETYPE_CHARACTER_DEVICE;
-                        stat[8..16].copy_from_slice(&pwx_abi::wasi::RIGHT_FD_WRITE.to_le_bytes());
-                        Ok(memory::write(&mut c, buf, &stat)
-                            .map_or(errno::FAULT, |()| errno::SUCCESS))
-                    },
-                )?,
-                FdFdstatSetFlags => linker.func_wrap(
-                    module,
-                    name,
-                    |c: Caller<'_, HostState>, _: i32, _: i32| -> Errno {
-                        enter(&c, FdFdstatSetFlags)?;
-                        Ok(errno::NOSYS)
-                    },
-                )?,
-                FdFdstatSetRights => linker.func_wrap(
-                    module,
-                    name,
-                    |c: Caller<'_, HostState>, fd: i32, _: i64, _: i64| -> Errno {
-                        enter(&c, FdFdstatSetRights)?;
-                        Ok(if is_std(fd) {
-                            errno::SUCCESS
-                        } else {
-                            errno::BADF
-                        })
-                    },
-                )?,
-                FdPrestatGet => linker.func_wrap(
-                    module,
-                    name,
-                    |c: Caller<'_, HostState>, _: i32, _: i32| -> Errno {
-                        enter(&c, FdPrestatGet)?;
-                        // No preopened directories.
-                        Ok(errno::BADF)
-                    },
-                )?,
-                FdPrestatDirName => linker.func_wrap(
-                    module,
-                    name,
-                    |c: Caller<'_, HostState>, _: i32, _: i32, _: i32| -> Errno {
-                        enter(&c, FdPrestatDirName)?;
-                        Ok(errno::NOSYS)
-                    },
-                )?,
-                FdFilestatGet => linker.func_wrap(
-                    module,
-                    name,
-                    |c: Caller<'_, HostState>, _: i32, _: i32| -> Errno {
-                        enter(&c, FdFilestatGet)?;
-                        Ok(errno::BADF)
-                    },
-                )?,
-                FdAdvise => linker.func_wrap(
-                    module,
-                    name,
-                    |c: Caller<'_, HostState>, _: i32, _: i64, _: i64, _: i32| -> Errno {
-                        enter(&c, FdAdvise)?;
-                        Ok(errno::SUCCESS)
-                    },
-                )?,
-                FdAllocate => linker.func_wrap(
-                    module,
-                    name,
-                    |c: Caller<'_, HostState>, fd: i32, _: i64, _: i64| -> Errno {
-                        enter(&c, FdAllocate)?;
-                        Ok(if is_std(fd) {
-                            errno::SUCCESS
-                        } else {
-                            errno::BADF
-                        })
-                    },
-                )?,
-                FdDatasync | FdSync => linker.func_wrap(
-                    module,
-                    name,
-                    move |c: Caller<'_, HostState>, fd: i32| -> Errno {
-                        enter(&c, call)?;
-                        Ok(if is_std(fd) {
-                            errno::SUCCESS
-                        } else {
-                            errno::BADF
-                        })
-                    },
-                )?,
-                FdFilestatSetSize => linker.func_wrap(
-                    module,
-                    name,
-                    |c: Caller<'_, HostState>, fd: i32, _: i64| -> Errno {
-                        enter(&c, FdFilestatSetSize)?;
-                        Ok(if is_std(fd) {
-                            errno::SUCCESS
-                        } else {
-                            errno::BADF
-                        })
-                    },
-                )?,
-                FdFilestatSetTimes => linker.func_wrap(
-                    module,
-                    name,
-                    |c: Caller<'_, HostState>, fd: i32, _: i64, _: i64, _: i32| -> Errno {
-                        enter(&c, FdFilestatSetTimes)?;
-                        Ok(if is_std(fd) {
-                            errno::SUCCESS
-                        } else {
-                            errno::BADF
-                        })
-                    },
-                )?,
-                FdReaddir => linker.func_wrap(
-                    module,
-                    name,
-                    |mut c: Caller<'_, HostState>,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i64,
-                     nread: i32|
-                     -> Errno {
-                        enter(&c, FdReaddir)?;
-                        let _ = memory::write_u32(&mut c, nread, 0);
-                        Ok(errno::NOTDIR)
-                    },
-                )?,
-                FdRenumber => linker.func_wrap(
-                    module,
-                    name,
-                    |c: Caller<'_, HostState>, fd: i32, _: i32| -> Errno {
-                        enter(&c, FdRenumber)?;
-                        Ok(if is_std(fd) {
-                            errno::NOTSUP
-                        } else {
-                            errno::BADF
-                        })
-                    },
-                )?,
-                FdTell => linker.func_wrap(
-                    module,
-                    name,
-                    |mut c: Caller<'_, HostState>, fd: i32, offset: i32| -> Errno {
-                        enter(&c, FdTell)?;
-                        if !is_std(fd) {
-                            return Ok(errno::BADF);
-                        }
-                        Ok(memory::write_u64(&mut c, offset, 0)
-                            .map_or(errno::FAULT, |()| errno::SUCCESS))
-                    },
-                )?,
-                EnvironSizesGet => linker.func_wrap(
-                    module,
-                    name,
-                    |mut c: Caller<'_, HostState>, count: i32, size: i32| -> Errno {
-                        enter(&c, EnvironSizesGet)?;
-                        let env = environment(c.data());
-                        let bytes: usize = env.iter().map(Vec::len).sum();
-                        let written = memory::write_u32(&mut c, count, env.len() as u32)
-                            .and_then(|()| memory::write_u32(&mut c, size, bytes as u32));
-                        Ok(written.map_or(errno::FAULT, |()| errno::SUCCESS))
-                    },
-                )?,
-                EnvironGet => linker.func_wrap(
-                    module,
-                    name,
-                    |mut c: Caller<'_, HostState>, array: i32, buf: i32| -> Errno {
-                        enter(&c, EnvironGet)?;
-                        let env = environment(c.data());
-                        let mut at = buf as u32;
-                        for (i, entry) in env.iter().enumerate() {
-                            let slot = array.wrapping_add((i * 4) as i32);
-                            if memory::write_u32(&mut c, slot, at)
-                                .and_then(|()| memory::write(&mut c, at as i32, entry))
-                                .is_err()
-                            {
-                                return Ok(errno::FAULT);
-                            }
-                            at = at.wrapping_add(entry.len() as u32);
-                        }
-                        Ok(errno::SUCCESS)
-                    },
-                )?,
-                ArgsSizesGet => linker.func_wrap(
-                    module,
-                    name,
-                    |mut c: Caller<'_, HostState>, count: i32, size: i32| -> Errno {
-                        enter(&c, ArgsSizesGet)?;
-                        let written = memory::write_u32(&mut c, count, 0)
-                            .and_then(|()| memory::write_u32(&mut c, size, 0));
-                        Ok(written.map_or(errno::FAULT, |()| errno::SUCCESS))
-                    },
-                )?,
-                ArgsGet => linker.func_wrap(
-                    module,
-                    name,
-                    |c: Caller<'_, HostState>, _: i32, _: i32| -> Errno {
-                        enter(&c, ArgsGet)?;
-                        Ok(errno::SUCCESS)
-                    },
-                )?,
-                ClockTimeGet => linker.func_wrap(
-                    module,
-                    name,
-                    |mut c: Caller<'_, HostState>, id: i32, _precision: i64, out: i32| -> Errno {
-                        enter(&c, ClockTimeGet)?;
-                        let Some(now) = clock_now(id) else {
-                            return Ok(errno::NOTSUP);
-                        };
-                        Ok(memory::write_u64(&mut c, out, now)
-                            .map_or(errno::FAULT, |()| errno::SUCCESS))
-                    },
-                )?,
-                ClockResGet => linker.func_wrap(
-                    module,
-                    name,
-                    |mut c: Caller<'_, HostState>, id: i32, out: i32| -> Errno {
-                        enter(&c, ClockResGet)?;
-                        if clock_now(id).is_none() {
-                            return Ok(errno::NOTSUP);
-                        }
-                        Ok(memory::write_u64(&mut c, out, 1)
-                            .map_or(errno::FAULT, |()| errno::SUCCESS))
-                    },
-                )?,
-                RandomGet => linker.func_wrap(
-                    module,
-                    name,
-                    |mut c: Caller<'_, HostState>, buf: i32, len: i32| -> Errno {
-                        enter(&c, RandomGet)?;
-                        if len as u32 > pwx_abi::limits::MAX_RANDOM_BYTES {
-                            return Ok(errno::INVAL);
-                        }
-                        let mut bytes = vec![0u8; len as u32 as usize];
-                        if getrandom::fill(&mut bytes).is_err() {
-                            return Ok(errno::INVAL);
-                        }
-                        Ok(memory::write(&mut c, buf, &bytes)
-                            .map_or(errno::FAULT, |()| errno::SUCCESS))
-                    },
-                )?,
-                SchedYield => {
-                    linker.func_wrap(module, name, |c: Caller<'_, HostState>| -> Errno {
-                        enter(&c, SchedYield)?;
-                        Ok(errno::SUCCESS)
-                    })?
+                        errno::SUCCESS
+                    }
+                ),
+                FdClose => wasi_fn!(linker, module, call, |c, fd: i32| {
+                    c.data().log(
+                        LogLevel::Error,
+                        &format!("WASI fd_close({fd}) is not supported"),
+                    );
+                    errno::SUCCESS
+                }),
+                FdFdstatGet => wasi_fn!(linker, module, call, |c, fd: i32, buf: i32| {
+                    let mut stat = [0u8; 24];
+                    stat[0] = pwx_abi::wasi::FILETYPE_CHARACTER_DEVICE;
+                    stat[8..16].copy_from_slice(&pwx_abi::wasi::RIGHT_FD_WRITE.to_le_bytes());
+                    if is_std(fd) {
+                        errno_of(memory::write(&mut c, buf, &stat))
+                    } else {
+                        errno::BADF
+                    }
+                }),
+                FdFdstatSetFlags => {
+                    wasi_fn!(linker, module, call, |c, fd: i32, flags: i32| errno::NOSYS)
                 }
-                PollOneoff => linker.func_wrap(
+                FdFdstatSetRights => {
+                    wasi_fn!(linker, module, call, |c, fd: i32, a: i64, b: i64| std_only(
+                        fd,
+                        errno::SUCCESS
+                    ))
+                }
+                // No preopened directories.
+                FdPrestatGet => wasi_fn!(linker, module, call, |c, fd: i32, buf: i32| errno::BADF),
+                FdPrestatDirName => wasi_fn!(linker, module, call, |c, fd: i32, a: i32, b: i32| {
+                    errno::NOSYS
+                }),
+                FdFilestatGet => wasi_fn!(linker, module, call, |c, fd: i32, buf: i32| errno::BADF),
+                FdAdvise => wasi_fn!(
+                    linker,
                     module,
-                    name,
-                    |mut c: Caller<'_, HostState>, _: i32, _: i32, _: i32, nevents: i32| -> Errno {
-                        enter(&c, PollOneoff)?;
-                        // The Go runtime requires success; no event ever fires.
-                        Ok(memory::write_u32(&mut c, nevents, 0)
-                            .map_or(errno::FAULT, |()| errno::SUCCESS))
-                    },
-                )?,
+                    call,
+                    |c, fd: i32, a: i64, b: i64, d: i32| errno::SUCCESS
+                ),
+                FdAllocate => {
+                    wasi_fn!(linker, module, call, |c, fd: i32, a: i64, b: i64| std_only(
+                        fd,
+                        errno::SUCCESS
+                    ))
+                }
+                FdDatasync | FdSync => wasi_fn!(linker, module, call, |c, fd: i32| std_only(
+                    fd,
+                    errno::SUCCESS
+                )),
+                FdFilestatSetSize => {
+                    wasi_fn!(linker, module, call, |c, fd: i32, size: i64| std_only(
+                        fd,
+                        errno::SUCCESS
+                    ))
+                }
+                FdFilestatSetTimes => wasi_fn!(
+                    linker,
+                    module,
+                    call,
+                    |c, fd: i32, a: i64, b: i64, d: i32| std_only(fd, errno::SUCCESS)
+                ),
+                FdReaddir => wasi_fn!(
+                    linker,
+                    module,
+                    call,
+                    |c, fd: i32, a: i32, b: i32, d: i64, nread: i32| {
+                        let _ = memory::write_u32(&mut c, nread, 0);
+                        errno::NOTDIR
+                    }
+                ),
+                FdRenumber => wasi_fn!(linker, module, call, |c, fd: i32, to: i32| std_only(
+                    fd,
+                    errno::NOTSUP
+                )),
+                FdTell => wasi_fn!(linker, module, call, |c, fd: i32, offset: i32| {
+                    if is_std(fd) {
+                        errno_of(memory::write_u64(&mut c, offset, 0))
+                    } else {
+                        errno::BADF
+                    }
+                }),
+                EnvironSizesGet => wasi_fn!(linker, module, call, |c, count: i32, size: i32| {
+                    let env = environment(c.data());
+                    let bytes: usize = env.iter().map(Vec::len).sum();
+                    errno_of(
+                        memory::write_u32(&mut c, count, env.len() as u32)
+                            .and_then(|()| memory::write_u32(&mut c, size, bytes as u32)),
+                    )
+                }),
+                EnvironGet => {
+                    wasi_fn!(linker, module, call, |c, array: i32, buf: i32| environ_get(
+                        &mut c, array, buf
+                    ))
+                }
+                ArgsSizesGet => wasi_fn!(linker, module, call, |c, count: i32, size: i32| {
+                    errno_of(
+                        memory::write_u32(&mut c, count, 0)
+                            .and_then(|()| memory::write_u32(&mut c, size, 0)),
+                    )
+                }),
+                ArgsGet => wasi_fn!(linker, module, call, |c, argv: i32, buf: i32| {
+                    errno::SUCCESS
+                }),
+                ClockTimeGet => wasi_fn!(
+                    linker,
+                    module,
+                    call,
+                    |c, id: i32, precision: i64, out: i32| {
+                        match clock_now(id) {
+                            Some(now) => errno_of(memory::write_u64(&mut c, out, now)),
+                            None => errno::NOTSUP,
+                        }
+                    }
+                ),
+                ClockResGet => wasi_fn!(linker, module, call, |c, id: i32, out: i32| {
+                    match clock_now(id) {
+                        Some(_) => errno_of(memory::write_u64(&mut c, out, 1)),
+                        None => errno::NOTSUP,
+                    }
+                }),
+                RandomGet => wasi_fn!(linker, module, call, |c, buf: i32, len: i32| random_get(
+                    &mut c, buf, len
+                )),
+                SchedYield => wasi_fn!(linker, module, call, |c| errno::SUCCESS),
+                // The Go runtime requires success; no event ever fires.
+                PollOneoff => wasi_fn!(
+                    linker,
+                    module,
+                    call,
+                    |c, a: i32, b: i32, d: i32, nevents: i32| errno_of(memory::write_u32(
+                        &mut c, nevents, 0
+                    ))
+                ),
                 ProcExit => linker.func_wrap(
                     module,
-                    name,
+                    call.name(),
                     |c: Caller<'_, HostState>, code: i32| -> wasmtime::Result<()> {
                         enter(&c, ProcExit)?;
                         // Envoy logs and returns instead of trapping.
@@ -432,162 +300,115 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                         Ok(())
                     },
                 )?,
-                PathOpen => linker.func_wrap(
+                PathOpen => wasi_fn!(
+                    linker,
                     module,
-                    name,
-                    |c: Caller<'_, HostState>,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i64,
-                     _: i64,
-                     _: i32,
-                     _: i32|
-                     -> Errno {
-                        enter(&c, PathOpen)?;
-                        Ok(errno::NOENT)
-                    },
-                )?,
-                PathFilestatGet => linker.func_wrap(
+                    call,
+                    |c, a: i32, b: i32, d: i32, e: i32, f: i32, g: i64, h: i64, i: i32, j: i32| {
+                        errno::NOENT
+                    }
+                ),
+                PathFilestatGet => wasi_fn!(
+                    linker,
                     module,
-                    name,
-                    |c: Caller<'_, HostState>, _: i32, _: i32, _: i32, _: i32, _: i32| -> Errno {
-                        enter(&c, PathFilestatGet)?;
-                        Ok(errno::NOTSUP)
-                    },
-                )?,
-                PathCreateDirectory | PathRemoveDirectory | PathUnlinkFile => linker.func_wrap(
+                    call,
+                    |c, a: i32, b: i32, d: i32, e: i32, f: i32| errno::NOTSUP
+                ),
+                PathCreateDirectory | PathRemoveDirectory | PathUnlinkFile => {
+                    wasi_fn!(linker, module, call, |c, a: i32, b: i32, d: i32| {
+                        errno::NOTSUP
+                    })
+                }
+                PathFilestatSetTimes => wasi_fn!(
+                    linker,
                     module,
-                    name,
-                    move |c: Caller<'_, HostState>, _: i32, _: i32, _: i32| -> Errno {
-                        enter(&c, call)?;
-                        Ok(errno::NOTSUP)
-                    },
-                )?,
-                PathFilestatSetTimes => linker.func_wrap(
+                    call,
+                    |c, a: i32, b: i32, d: i32, e: i32, f: i64, g: i64, h: i32| errno::NOTSUP
+                ),
+                PathReadlink => wasi_fn!(
+                    linker,
                     module,
-                    name,
-                    |c: Caller<'_, HostState>,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i64,
-                     _: i64,
-                     _: i32|
-                     -> Errno {
-                        enter(&c, PathFilestatSetTimes)?;
-                        Ok(errno::NOTSUP)
-                    },
-                )?,
-                PathReadlink => linker.func_wrap(
-                    module,
-                    name,
-                    |mut c: Caller<'_, HostState>,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     used: i32|
-                     -> Errno {
-                        enter(&c, PathReadlink)?;
+                    call,
+                    |c, a: i32, b: i32, d: i32, e: i32, f: i32, used: i32| {
                         let _ = memory::write_u32(&mut c, used, 0);
-                        Ok(errno::NOTSUP)
-                    },
-                )?,
-                PathRename => linker.func_wrap(
+                        errno::NOTSUP
+                    }
+                ),
+                PathRename => wasi_fn!(
+                    linker,
                     module,
-                    name,
-                    |c: Caller<'_, HostState>,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i32|
-                     -> Errno {
-                        enter(&c, PathRename)?;
-                        Ok(errno::NOTSUP)
-                    },
-                )?,
-                PathLink => linker.func_wrap(
+                    call,
+                    |c, a: i32, b: i32, d: i32, e: i32, f: i32, g: i32| errno::NOTSUP
+                ),
+                PathLink => wasi_fn!(
+                    linker,
                     module,
-                    name,
-                    |c: Caller<'_, HostState>,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i32|
-                     -> Errno {
-                        enter(&c, PathLink)?;
-                        Ok(errno::NOTSUP)
-                    },
-                )?,
-                PathSymlink => linker.func_wrap(
+                    call,
+                    |c, a: i32, b: i32, d: i32, e: i32, f: i32, g: i32, h: i32| errno::NOTSUP
+                ),
+                PathSymlink => wasi_fn!(
+                    linker,
                     module,
-                    name,
-                    |c: Caller<'_, HostState>, _: i32, _: i32, _: i32, _: i32, _: i32| -> Errno {
-                        enter(&c, PathSymlink)?;
-                        Ok(errno::NOTSUP)
-                    },
-                )?,
-                SockAccept => linker.func_wrap(
+                    call,
+                    |c, a: i32, b: i32, d: i32, e: i32, f: i32| errno::NOTSUP
+                ),
+                SockAccept => wasi_fn!(linker, module, call, |c, a: i32, b: i32, fd: i32| {
+                    let _ = memory::write_u32(&mut c, fd, 0);
+                    errno::NOTSUP
+                }),
+                SockRecv => wasi_fn!(
+                    linker,
                     module,
-                    name,
-                    |mut c: Caller<'_, HostState>, _: i32, _: i32, fd: i32| -> Errno {
-                        enter(&c, SockAccept)?;
-                        let _ = memory::write_u32(&mut c, fd, 0);
-                        Ok(errno::NOTSUP)
-                    },
-                )?,
-                SockRecv => linker.func_wrap(
-                    module,
-                    name,
-                    |mut c: Caller<'_, HostState>,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     size: i32,
-                     flags: i32|
-                     -> Errno {
-                        enter(&c, SockRecv)?;
+                    call,
+                    |c, a: i32, b: i32, d: i32, e: i32, size: i32, flags: i32| {
                         let _ = memory::write_u32(&mut c, size, 0)
                             .and_then(|()| memory::write_u32(&mut c, flags, 0));
-                        Ok(errno::NOTSUP)
-                    },
-                )?,
-                SockSend => linker.func_wrap(
+                        errno::NOTSUP
+                    }
+                ),
+                SockSend => wasi_fn!(
+                    linker,
                     module,
-                    name,
-                    |mut c: Caller<'_, HostState>,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     _: i32,
-                     size: i32|
-                     -> Errno {
-                        enter(&c, SockSend)?;
+                    call,
+                    |c, a: i32, b: i32, d: i32, e: i32, size: i32| {
                         let _ = memory::write_u32(&mut c, size, 0);
-                        Ok(errno::NOTSUP)
-                    },
-                )?,
-                SockShutdown => linker.func_wrap(
-                    module,
-                    name,
-                    |c: Caller<'_, HostState>, _: i32, _: i32| -> Errno {
-                        enter(&c, SockShutdown)?;
-                        Ok(errno::NOTSUP)
-                    },
-                )?,
+                        errno::NOTSUP
+                    }
+                ),
+                SockShutdown => {
+                    wasi_fn!(linker, module, call, |c, fd: i32, how: i32| errno::NOTSUP)
+                }
             };
         }
     }
     Ok(())
+}
+
+/// `environ_get`: the pointer array and the `KEY=VALUE\0` strings.
+fn environ_get(caller: &mut Caller<'_, HostState>, array: i32, buf: i32) -> i32 {
+    let env = environment(caller.data());
+    let mut at = buf as u32;
+    for (i, entry) in env.iter().enumerate() {
+        let slot = array.wrapping_add((i * 4) as i32);
+        if memory::write_u32(caller, slot, at)
+            .and_then(|()| memory::write(caller, at as i32, entry))
+            .is_err()
+        {
+            return errno::FAULT;
+        }
+        at = at.wrapping_add(entry.len() as u32);
+    }
+    errno::SUCCESS
+}
+
+/// `random_get`: CSPRNG bytes, at most 64 KiB per call as in Envoy.
+fn random_get(caller: &mut Caller<'_, HostState>, buf: i32, len: i32) -> i32 {
+    if len as u32 > pwx_abi::limits::MAX_RANDOM_BYTES {
+        return errno::INVAL;
+    }
+    let mut bytes = vec![0u8; len as u32 as usize];
+    if getrandom::fill(&mut bytes).is_err() {
+        return errno::INVAL;
+    }
+    errno_of(memory::write(caller, buf, &bytes))
 }
