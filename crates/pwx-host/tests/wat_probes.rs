@@ -17,15 +17,26 @@ fn request_headers() -> HeaderMap {
     ])
 }
 
-/// Runs `on_request_headers` of a probe once and returns its log messages.
-fn run(on_request_headers: &str) -> (Vec<String>, Flow<HeaderMap>) {
-    let module = support::load_wat(&support::probe(on_request_headers, "")).expect("probe loads");
-    let mut t = support::vm(&module);
+/// A probe VM with its plugin started and one stream whose request headers have been run.
+fn started(
+    on_request_headers: &str,
+    extra: &str,
+    limits: &pwx_host::Limits,
+) -> (support::TestVm, u32, pwx_host::Step<HeaderMap>) {
+    let module =
+        support::load_wat(&support::probe(on_request_headers, extra)).expect("probe loads");
+    let mut t = support::vm_with(&module, Default::default(), limits);
     let root = t.vm.start_plugin(support::plugin("probe", "")).unwrap();
     let stream = t.vm.create_stream(root, StreamInfo::default()).unwrap();
     let step =
         t.vm.on_headers(stream, Direction::Request, request_headers(), false)
             .unwrap();
+    (t, stream, step)
+}
+
+/// Runs `on_request_headers` of a probe once and returns its log messages.
+fn run(on_request_headers: &str) -> (Vec<String>, Flow<HeaderMap>) {
+    let (t, _, step) = started(on_request_headers, "", &support::test_limits());
     (t.log.messages(), step.flow)
 }
 
@@ -93,13 +104,7 @@ fn properties_from_the_stream_and_the_plugin() {
 fn local_reply_forces_a_stop_and_is_deferred() {
     let body = "(call $report (call $local_response (i32.const 403) (i32.const 16) (i32.const 9) (i32.const 67) (i32.const 8) (i32.const 0) (i32.const 0) (i32.const -1)))
          (i32.const 0)";
-    let module = support::load_wat(&support::probe(body, "")).unwrap();
-    let mut t = support::vm(&module);
-    let root = t.vm.start_plugin(support::plugin("probe", "")).unwrap();
-    let stream = t.vm.create_stream(root, StreamInfo::default()).unwrap();
-    let step =
-        t.vm.on_headers(stream, Direction::Request, request_headers(), true)
-            .unwrap();
+    let (t, stream, step) = started(body, "", &support::test_limits());
     // The module returned Continue, but a local reply forces a stop.
     assert_eq!(step.flow, Flow::Stop);
     let reply = step.local_reply(stream).expect("local reply deferred");
@@ -118,12 +123,7 @@ fn header_map_is_unavailable_after_continue() {
         (call $report (call $get_buffer (i32.const 0) (i32.const 2) (i32.const 3) (i32.const 200) (i32.const 204)))
         (call $say (i32.load (i32.const 200)) (i32.load (i32.const 204)))
         (i32.const 1))";
-    let module = support::load_wat(&support::probe("(i32.const 0)", extra)).unwrap();
-    let mut t = support::vm(&module);
-    let root = t.vm.start_plugin(support::plugin("probe", "")).unwrap();
-    let stream = t.vm.create_stream(root, StreamInfo::default()).unwrap();
-    t.vm.on_headers(stream, Direction::Request, request_headers(), false)
-        .unwrap();
+    let (mut t, stream, _) = started("(i32.const 0)", extra, &support::test_limits());
     // Pause buffers the body: the second callback sees both chunks.
     let first =
         t.vm.on_body(stream, Direction::Request, b"abcdef", false)
@@ -138,16 +138,11 @@ fn header_map_is_unavailable_after_continue() {
 fn body_buffer_limit_overflows() {
     let extra =
         "(func (export \"proxy_on_request_body\") (param i32 i32 i32) (result i32) (i32.const 1))";
-    let module = support::load_wat(&support::probe("(i32.const 0)", extra)).unwrap();
     let limits = pwx_host::Limits {
         request_buffer_bytes: 10,
         ..support::test_limits()
     };
-    let mut t = support::vm_with(&module, Default::default(), &limits);
-    let root = t.vm.start_plugin(support::plugin("probe", "")).unwrap();
-    let stream = t.vm.create_stream(root, StreamInfo::default()).unwrap();
-    t.vm.on_headers(stream, Direction::Request, request_headers(), false)
-        .unwrap();
+    let (mut t, stream, _) = started("(i32.const 0)", extra, &limits);
     assert_eq!(
         t.vm.on_body(stream, Direction::Request, b"123456", false)
             .unwrap()
@@ -171,12 +166,7 @@ fn set_buffer_bytes_edits_the_body() {
         (call $report (call $set_buffer (i32.const 0) (i32.const 3) (i32.const 1) (i32.const 26) (i32.const 5)))
         (call $report (call $set_buffer (i32.const 6) (i32.const 0) (i32.const 0) (i32.const 26) (i32.const 5)))
         (i32.const 0))";
-    let module = support::load_wat(&support::probe("(i32.const 0)", extra)).unwrap();
-    let mut t = support::vm(&module);
-    let root = t.vm.start_plugin(support::plugin("probe", "")).unwrap();
-    let stream = t.vm.create_stream(root, StreamInfo::default()).unwrap();
-    t.vm.on_headers(stream, Direction::Request, request_headers(), false)
-        .unwrap();
+    let (mut t, stream, _) = started("(i32.const 0)", extra, &support::test_limits());
     let step =
         t.vm.on_body(stream, Direction::Request, b"original", true)
             .unwrap();
