@@ -1,43 +1,5 @@
 //! The ABI's enumerations with Envoy's numeric values.
 
-/// Declares an ABI enum: `#[repr(u32)]`, with `from_u32` and `name`.
-macro_rules! abi_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:expr => $text:expr,)+ }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[repr(u32)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant = $value,)+
-        }
-
-        impl $name {
-            /// Every value, in numeric order.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
-            /// Decodes the wasm value; `None` for a number the ABI does not define.
-            pub const fn from_u32(value: u32) -> Option<Self> {
-                match value {
-                    $($value => Some($name::$variant),)+
-                    _ => None,
-                }
-            }
-
-            /// The name Envoy uses for the value.
-            pub const fn name(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)+
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-    };
-}
-
 abi_enum! {
     /// Log levels of `proxy_log` and `proxy_get_log_level`.
     LogLevel {

@@ -4,37 +4,10 @@
 use crate::sig::*;
 use crate::{AbiVersion, Signature};
 
-macro_rules! callbacks {
-    ($($variant:ident => $name:literal, $params:expr, $results:expr;)+) => {
-        /// A function the host may call in the module. Every one is optional except an allocator.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum Callback {
-            $(
-                #[doc = concat!("`", $name, "`")]
-                $variant,
-            )+
-        }
-
-        impl Callback {
-            /// Every export the host knows, in table order.
-            pub const ALL: &'static [Callback] = &[$(Callback::$variant,)+];
-
-            /// The export name.
-            pub const fn name(self) -> &'static str {
-                match self { $(Callback::$variant => $name,)+ }
-            }
-
-            /// The signature for ABI 0.2.x (see [`Callback::signature_for`] for 0.1.0).
-            const fn signature_0_2(self) -> Signature {
-                match self {
-                    $(Callback::$variant => Signature { params: $params, results: $results },)+
-                }
-            }
-        }
-    };
-}
-
-callbacks! {
+signature_table! {
+    /// A function the host may call in the module. Every one is optional except an allocator.
+    /// `signature` is the one for ABI 0.2.x; see [`Callback::signature_for`].
+    Callback {
     Initialize => "_initialize", NONE, NONE;
     Main => "main", I32X2, I32X1;
     MainVoid => "__main_void", NONE, I32X1;
@@ -71,6 +44,7 @@ callbacks! {
     OnDelete => "proxy_on_delete", I32X1, NONE;
     EnvoyOnResolveDns => "envoy_on_resolve_dns", I32X3, NONE;
     EnvoyOnStatsUpdate => "envoy_on_stats_update", I32X2, NONE;
+    }
 }
 
 impl Callback {
@@ -84,7 +58,7 @@ impl Callback {
                     results: I32X1,
                 }
             }
-            _ => self.signature_0_2(),
+            _ => self.signature(),
         }
     }
 

@@ -6,6 +6,9 @@
 //! dependencies, so tools (`pwx check`, the OCI image builder, fuzzers) can use it without
 //! pulling in a wasm engine.
 
+#[macro_use]
+mod macros;
+
 pub mod enums;
 pub mod exports;
 pub mod imports;

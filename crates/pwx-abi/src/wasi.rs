@@ -1,7 +1,6 @@
 //! The WASI preview1 functions Envoy provides (under both `wasi_snapshot_preview1` and
 //! `wasi_unstable`), with their signatures and the constants pwx needs.
 
-use crate::Signature;
 use crate::ValType::{I32, I64};
 use crate::sig::*;
 
@@ -43,37 +42,9 @@ pub const RIGHT_FD_WRITE: u64 = 64;
 /// `fdstat` filetype of a character device (what stdout/stderr report).
 pub const FILETYPE_CHARACTER_DEVICE: u8 = 2;
 
-macro_rules! wasi_calls {
-    ($($variant:ident => $name:literal, $params:expr, $results:expr;)+) => {
-        /// A WASI preview1 function the host links.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum WasiCall {
-            $(
-                #[doc = concat!("`", $name, "`")]
-                $variant,
-            )+
-        }
-
-        impl WasiCall {
-            /// Every WASI function the host links.
-            pub const ALL: &'static [WasiCall] = &[$(WasiCall::$variant,)+];
-
-            /// The import name.
-            pub const fn name(self) -> &'static str {
-                match self { $(WasiCall::$variant => $name,)+ }
-            }
-
-            /// The preview1 signature.
-            pub const fn signature(self) -> Signature {
-                match self {
-                    $(WasiCall::$variant => Signature { params: $params, results: $results },)+
-                }
-            }
-        }
-    };
-}
-
-wasi_calls! {
+signature_table! {
+    /// A WASI preview1 function the host links.
+    WasiCall {
     FdWrite => "fd_write", I32X4, I32X1;
     FdPwrite => "fd_pwrite", &[I32, I32, I32, I64, I32], I32X1;
     FdRead => "fd_read", I32X4, I32X1;
@@ -119,6 +90,7 @@ wasi_calls! {
     SockRecv => "sock_recv", I32X6, I32X1;
     SockSend => "sock_send", I32X5, I32X1;
     SockShutdown => "sock_shutdown", I32X2, I32X1;
+    }
 }
 
 impl WasiCall {

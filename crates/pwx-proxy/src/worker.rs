@@ -177,7 +177,8 @@ fn request_map(parts: &http::request::Parts) -> HeaderMap {
 /// A random UUID v4, as Envoy generates for `x-request-id`.
 fn request_id() -> String {
     let mut bytes = [0u8; 16];
-    let _ = getrandom_fill(&mut bytes);
+    // A failing OS random source leaves zeros: the id is a correlation tag, not a secret.
+    let _ = getrandom::fill(&mut bytes);
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -189,11 +190,6 @@ fn request_id() -> String {
         &hex[16..20],
         &hex[20..32]
     )
-}
-
-fn getrandom_fill(bytes: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(bytes)
 }
 
 fn status_reply(status: u32, details: &str, body: &str) -> LocalReply {
