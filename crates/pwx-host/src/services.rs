@@ -140,17 +140,9 @@ impl LogSink for MemoryLog {
     }
 }
 
-/// Why a callout could not be started (mapped to Envoy's statuses by the hostcall).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CalloutRefused {
-    /// No cluster with that name.
-    UnknownCluster,
-    /// The dispatcher refused synchronously.
-    Internal,
-}
-
-/// An HTTP callout the module asked for (`proxy_http_call`).
-#[derive(Clone, Debug)]
+/// An HTTP callout the module asked for (`proxy_http_call`), handed to the embedder as a
+/// [`DeferredAction::HttpCall`](crate::DeferredAction::HttpCall) once the callback returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpCalloutRequest {
     /// Token the response will be delivered with.
     pub token: u32,
@@ -158,7 +150,7 @@ pub struct HttpCalloutRequest {
     pub root_context_id: u32,
     /// Cluster name.
     pub cluster: String,
-    /// Request headers (`:method`, `:path`, `:authority` present).
+    /// Request headers (`:method`, `:path`, `:authority` present), names lower-cased.
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
     /// Body.
     pub body: Vec<u8>,
@@ -168,25 +160,27 @@ pub struct HttpCalloutRequest {
     pub timeout: Option<std::time::Duration>,
 }
 
-/// The I/O behind `proxy_http_call`, supplied by the data plane. It must not call back into
-/// the VM synchronously: responses are delivered later through `Vm::on_http_call_response`.
-pub trait Callouts: Send + Sync {
-    /// Whether `cluster` is known (Envoy checks this before anything else).
+/// The clusters callouts may name, supplied by the data plane. Envoy checks the name while the
+/// hostcall runs (an unknown cluster is a synchronous `BadArgument`); the I/O itself happens
+/// after the callback returns, on the worker that owns the VM.
+pub trait Clusters: Send + Sync {
+    /// Whether `cluster` is known.
     fn has_cluster(&self, cluster: &str) -> bool;
-    /// Starts the callout.
-    fn dispatch(&self, request: HttpCalloutRequest) -> Result<(), CalloutRefused>;
 }
 
 /// A process with no clusters: every callout is refused as Envoy refuses an unknown cluster.
 pub struct NoClusters;
 
-impl Callouts for NoClusters {
+impl Clusters for NoClusters {
     fn has_cluster(&self, _cluster: &str) -> bool {
         false
     }
+}
 
-    fn dispatch(&self, _request: HttpCalloutRequest) -> Result<(), CalloutRefused> {
-        Err(CalloutRefused::UnknownCluster)
+/// A fixed set of cluster names.
+impl Clusters for std::collections::HashSet<String> {
+    fn has_cluster(&self, cluster: &str) -> bool {
+        self.contains(cluster)
     }
 }
 
@@ -209,8 +203,8 @@ pub struct Services {
     pub queues: SharedQueues,
     /// Metrics defined by modules.
     pub metrics: Metrics,
-    /// HTTP callouts.
-    pub callouts: Arc<dyn Callouts>,
+    /// The clusters callouts may name.
+    pub clusters: Arc<dyn Clusters>,
     /// The node identity.
     pub node: NodeInfo,
 }
@@ -223,7 +217,7 @@ impl Services {
             shared_data: SharedData::default(),
             queues: SharedQueues::default(),
             metrics: Metrics::default(),
-            callouts: Arc::new(NoClusters),
+            clusters: Arc::new(NoClusters),
             node: NodeInfo::default(),
         }
     }

@@ -45,6 +45,9 @@ pub enum DeferredAction {
     SetTickPeriod(Option<std::time::Duration>),
     /// A root context that returned false from `on_done` called `proxy_done`: delete it.
     DeleteRoot,
+    /// Start an HTTP callout (`proxy_http_call`); its response is delivered with
+    /// [`Vm::on_http_call_response`](crate::Vm::on_http_call_response).
+    HttpCall(crate::services::HttpCalloutRequest),
 }
 
 /// A local reply a filter asked for with `proxy_send_local_response`.

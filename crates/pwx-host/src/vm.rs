@@ -174,6 +174,11 @@ impl Vm {
         &self.module
     }
 
+    /// Process-unique id of this replica (what queue notifications name).
+    pub fn instance_id(&self) -> u64 {
+        self.store.data().instance_id
+    }
+
     /// Why the VM failed, if it has.
     pub fn failure(&self) -> Option<&str> {
         self.store.data().failed.as_deref()

@@ -1,15 +1,19 @@
 //! The pwx data plane: N workers, each with its own runtime, listener socket (SO_REUSEPORT),
 //! VM replicas and upstream client; a request lives and dies on one worker and takes no lock.
 //!
-//! This first cut buffers whole bodies and serves HTTP/1.1; streaming bodies, HTTP/2, config
-//! files, admin and hot reload follow (see docs/compat.md for the current differences).
+//! Bodies are buffered whole (per request, up to the buffer limit); HTTP/1.1 and h2c are
+//! served downstream, HTTP/1.1 or h2c spoken to clusters. docs/compat.md lists the differences
+//! from Envoy.
 
+mod admin;
 mod chain;
+mod clusters;
 mod config;
+mod dispatch;
 mod echo;
 mod server;
-mod upstream;
+mod stream;
 mod worker;
 
-pub use config::{FilterConfig, ProxyConfig, UpstreamConfig};
+pub use config::{ClusterConfig, FilterConfig, ProxyConfig, UpstreamConfig, UpstreamProtocol};
 pub use server::{Proxy, ProxyError};

@@ -1,7 +1,8 @@
 //! Starting and stopping a proxy: load and check every module, validate each plugin on a
 //! throwaway VM (Envoy's canary), bind the listener once per worker, start the workers.
 
-use crate::config::ProxyConfig;
+use crate::config::{ProxyConfig, UpstreamConfig};
+use crate::dispatch::QueueRoutes;
 use crate::worker::{self, WorkerPlan};
 use pwx_host::{Engine, Services, Vm};
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 /// A running proxy.
 pub struct Proxy {
     addr: SocketAddr,
+    admin: Option<crate::admin::Admin>,
     shutdown: tokio::sync::watch::Sender<bool>,
     workers: Vec<std::thread::JoinHandle<()>>,
 }
@@ -36,6 +38,17 @@ pub enum ProxyError {
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {error}; pick another address with --listen")]
     Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The configuration names something that does not exist.
+    #[error("{0}")]
+    Config(String),
+    /// The admin endpoint could not be started.
+    #[error("cannot serve the admin endpoint on {addr}: {error}")]
+    Admin {
         /// The address.
         addr: SocketAddr,
         /// Why.
@@ -72,6 +85,21 @@ impl Proxy {
         engine: &Engine,
         services: Arc<Services>,
     ) -> Result<Proxy, ProxyError> {
+        if let UpstreamConfig::Cluster(name) = &config.upstream
+            && !config.clusters.iter().any(|c| &c.name == name)
+        {
+            return Err(ProxyError::Config(format!(
+                "the upstream names cluster {name:?}, which is not defined"
+            )));
+        }
+        // Queue notifications go to the worker that owns the consuming VM.
+        let queue_routes = Arc::new(QueueRoutes::default());
+        let routes = queue_routes.clone();
+        services
+            .queues
+            .set_notifier(Arc::new(move |consumer, token| {
+                routes.notify(consumer.vm_instance, consumer.root_context_id, token)
+            }));
         let mut filters = Vec::new();
         for filter in &config.filters {
             let module = engine
@@ -97,9 +125,14 @@ impl Proxy {
         }
         let plan = Arc::new(WorkerPlan {
             filters,
-            services,
+            services: services.clone(),
             limits: config.limits.clone(),
             upstream: config.upstream.clone(),
+            clusters: config.clusters.clone(),
+            route_timeout: config.route_timeout,
+            stream_idle_timeout: config.stream_idle_timeout,
+            queue_routes,
+            vm_states: Arc::default(),
         });
 
         let first = bind(config.listen).map_err(|error| ProxyError::Listen {
@@ -122,7 +155,7 @@ impl Proxy {
             let (plan, watch) = (plan.clone(), watch.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("pwx-worker-{index}"))
-                .spawn(move || worker::run(socket, plan, ready_tx, watch))
+                .spawn(move || worker::run(index, socket, plan, ready_tx, watch))
                 .map_err(|e| ProxyError::Worker {
                     index,
                     message: e.to_string(),
@@ -138,8 +171,20 @@ impl Proxy {
                 }
             }
         }
+        let admin = match config.admin {
+            Some(admin_addr) => Some(
+                crate::admin::Admin::start(admin_addr, addr, services, plan.clone()).map_err(
+                    |error| ProxyError::Admin {
+                        addr: admin_addr,
+                        error,
+                    },
+                )?,
+            ),
+            None => None,
+        };
         Ok(Proxy {
             addr,
+            admin,
             shutdown,
             workers,
         })
@@ -150,8 +195,16 @@ impl Proxy {
         self.addr
     }
 
+    /// The admin endpoint's address, if it serves one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.local_addr())
+    }
+
     /// Stops accepting, lets the workers finish and joins them.
     pub fn shutdown(self) {
+        if let Some(admin) = self.admin {
+            admin.stop();
+        }
         let _ = self.shutdown.send(true);
         for worker in self.workers {
             let _ = worker.join();

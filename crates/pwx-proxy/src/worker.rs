@@ -1,35 +1,49 @@
 //! A worker: one thread with its own single-threaded runtime, listener socket (SO_REUSEPORT),
-//! VM replicas and upstream client. Requests never leave their worker and take no lock: the
-//! chain sits in a `RefCell` that is borrowed only for the duration of a callback sequence,
-//! never across an await.
+//! VM replicas, clusters, timers and callouts. Requests never leave their worker and take no
+//! lock: the chain sits in a `RefCell` that is borrowed only for one callback, never across an
+//! await.
 
-use crate::chain::{Chain, Filter, Rebuild, Response, Stopped, paused_forever};
-use crate::config::UpstreamConfig;
-use crate::upstream::{Upstream, is_hop_by_hop};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use crate::chain::{Chain, Filter, Rebuild};
+use crate::clusters::ClusterSet;
+use crate::config::{ClusterConfig, UpstreamConfig};
+use crate::dispatch::{Event, QueueRoutes, Waiter};
+use crate::stream;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use pwx_host::failure::fail_closed_reply;
-use pwx_host::{HeaderMap, LocalReply, Module, PluginConfig, Services, StreamInfo, Vm, VmConfig};
+use pwx_host::{Module, PluginConfig, Services, Vm, VmConfig};
 use std::cell::RefCell;
-use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::AbortHandle;
 
-/// What every worker builds its chain from.
+/// What every worker builds itself from.
 pub(crate) struct WorkerPlan {
     pub(crate) filters: Vec<(Module, PluginConfig, VmConfig)>,
     pub(crate) services: Arc<Services>,
     pub(crate) limits: pwx_host::Limits,
     pub(crate) upstream: UpstreamConfig,
+    pub(crate) clusters: Vec<ClusterConfig>,
+    pub(crate) route_timeout: Option<Duration>,
+    pub(crate) stream_idle_timeout: Duration,
+    pub(crate) queue_routes: Arc<QueueRoutes>,
+    pub(crate) vm_states: Arc<crate::admin::VmStates>,
 }
 
-enum Target {
-    Echo,
-    Http(Box<Upstream>),
+/// One worker's state, shared by the tasks of its `LocalSet`.
+pub(crate) struct Worker {
+    pub(crate) plan: Arc<WorkerPlan>,
+    pub(crate) chain: RefCell<Chain>,
+    pub(crate) clusters: ClusterSet,
+    /// Streams paused in a filter, by (filter index, context id).
+    pub(crate) waiters: RefCell<HashMap<(usize, u32), Waiter>>,
+    /// Callouts in flight, by (filter index, token): the owning root and the task.
+    pub(crate) callouts: RefCell<HashMap<(usize, u32), (u32, AbortHandle)>>,
+    /// Tick timers, by (filter index, root context id).
+    pub(crate) timers: RefCell<HashMap<(usize, u32), AbortHandle>>,
+    /// Where other threads post events for this worker (queue notifications).
+    pub(crate) events: tokio::sync::mpsc::UnboundedSender<Event>,
 }
 
 /// Builds this worker's VM replicas and starts their plugins.
@@ -63,6 +77,7 @@ fn build_chain(plan: &WorkerPlan) -> Result<Chain, String> {
 
 /// Runs a worker until `shutdown` flips; reports start-up success or failure on `ready`.
 pub(crate) fn run(
+    index: usize,
     listener: std::net::TcpListener,
     plan: Arc<WorkerPlan>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
@@ -79,18 +94,29 @@ pub(crate) fn run(
         }
     };
     let chain = match build_chain(&plan) {
-        Ok(chain) => Rc::new(RefCell::new(chain)),
+        Ok(chain) => chain,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
-    let target = Rc::new(match &plan.upstream {
-        UpstreamConfig::Echo => Target::Echo,
-        UpstreamConfig::Http(uri) => Target::Http(Box::new(Upstream::new(uri.clone()))),
-    });
+    let (events, mut inbox) = tokio::sync::mpsc::unbounded_channel();
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
+        let worker = Rc::new(Worker {
+            clusters: ClusterSet::new(&plan.clusters),
+            plan,
+            chain: RefCell::new(chain),
+            waiters: RefCell::default(),
+            callouts: RefCell::default(),
+            timers: RefCell::default(),
+            events,
+        });
+        let filters = worker.chain.borrow().filters.len();
+        for filter in 0..filters {
+            worker.plugin_started(filter);
+        }
+        tokio::task::spawn_local(publish_states(worker.clone(), index));
         let listener = match listener
             .set_nonblocking(true)
             .and_then(|()| tokio::net::TcpListener::from_std(listener))
@@ -111,22 +137,21 @@ pub(crate) fn run(
                         continue;
                     }
                 },
+                Some(event) = inbox.recv() => {
+                    worker.on_event(event);
+                    continue;
+                }
                 _ = shutdown.changed() => break,
             };
+            let _ = stream.set_nodelay(true);
             let local_addr = stream.local_addr().ok();
-            let (chain, target, plan) = (chain.clone(), target.clone(), plan.clone());
+            let worker = worker.clone();
             tokio::task::spawn_local(async move {
                 let service = service_fn(move |request| {
-                    handle(
-                        chain.clone(),
-                        target.clone(),
-                        plan.clone(),
-                        request,
-                        peer,
-                        local_addr,
-                    )
+                    stream::handle(worker.clone(), request, peer, local_addr)
                 });
-                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                let builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
+                if let Err(e) = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {
@@ -134,194 +159,43 @@ pub(crate) fn run(
                 }
             });
         }
+        worker.shutdown();
     });
 }
 
-/// Envoy's request headers as filters see them: pseudo-headers first, `host` as `:authority`,
-/// plus what the connection manager adds before the filter chain.
-fn request_map(parts: &http::request::Parts) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    map.add(
-        b":authority",
-        parts
-            .headers
-            .get(http::header::HOST)
-            .map(|h| h.as_bytes())
-            .unwrap_or_default(),
-    );
-    map.add(
-        b":path",
-        parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .as_bytes(),
-    );
-    map.add(b":method", parts.method.as_str().as_bytes());
-    map.add(b":scheme", b"http");
-    for (name, value) in &parts.headers {
-        if name != http::header::HOST {
-            map.add(name.as_str().as_bytes(), value.as_bytes());
-        }
-    }
-    if map.get(b"x-forwarded-proto").is_none() {
-        map.add(b"x-forwarded-proto", b"http");
-    }
-    if map.get(b"x-request-id").is_none() {
-        map.add(b"x-request-id", request_id().as_bytes());
-    }
-    map
-}
-
-/// A random UUID v4, as Envoy generates for `x-request-id`.
-fn request_id() -> String {
-    let mut bytes = [0u8; 16];
-    // A failing OS random source leaves zeros: the id is a correlation tag, not a secret.
-    let _ = getrandom::fill(&mut bytes);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
-fn status_reply(status: u32, details: &str, body: &str) -> LocalReply {
-    LocalReply {
-        status,
-        details: details.into(),
-        body: body.as_bytes().to_vec(),
-        headers: Vec::new(),
-        grpc_status: None,
+/// Publishes this worker's VM states for the admin endpoint, once a second.
+async fn publish_states(worker: Rc<Worker>, index: usize) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let states = worker
+            .chain
+            .borrow()
+            .filters
+            .iter()
+            .map(|f| crate::admin::VmState {
+                plugin: f.plugin.name.clone(),
+                vm_id: f.rebuild.vm_config.vm_id.clone(),
+                instance: f.vm.instance_id(),
+                failed: f.vm.failure().map(str::to_string),
+                contexts: f.vm.context_count(),
+                memory_bytes: f.vm.memory_bytes(),
+            })
+            .collect();
+        worker.plan.vm_states.publish(index, states);
     }
 }
 
-async fn handle(
-    chain: Rc<RefCell<Chain>>,
-    target: Rc<Target>,
-    plan: Arc<WorkerPlan>,
-    request: http::Request<Incoming>,
-    peer: SocketAddr,
-    local: Option<SocketAddr>,
-) -> Result<http::Response<Full<Bytes>>, Infallible> {
-    let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, plan.limits.request_buffer_bytes)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return Ok(to_http(Response::local(&status_reply(
-                413,
-                "request_payload_too_large",
-                "Payload Too Large",
-            ))));
-        }
-    };
-    let headers = request_map(&parts);
-    let info = StreamInfo {
-        source: Some(peer),
-        destination: local,
-        protocol: Some("HTTP/1.1".into()),
-        start_time: Some(std::time::SystemTime::now()),
-        request_body_bytes: body.len() as u64,
-        ..StreamInfo::default()
-    };
-    let (mut streams, result) = {
-        let mut chain = chain.borrow_mut();
-        let mut streams = chain.open(&info);
-        let result = chain.request(&mut streams, headers.clone(), body);
-        (streams, result)
-    };
-    let last = chain.borrow().last();
-    let (final_request, response, from) = match result {
-        Ok((request_headers, body)) => {
-            let response = match &*target {
-                Target::Echo => {
-                    let (headers, body) = crate::echo::respond(&request_headers, &body);
-                    Response {
-                        headers,
-                        body,
-                        details: None,
-                    }
-                }
-                Target::Http(upstream) => match upstream.send(&request_headers, body).await {
-                    Ok((headers, body)) => Response {
-                        headers,
-                        body,
-                        details: None,
-                    },
-                    Err(failure) => Response::local(&status_reply(
-                        503,
-                        "upstream_reset_before_response_started{connection_failure}",
-                        &format!(
-                            "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: {}",
-                            failure.0
-                        ),
-                    )),
-                },
-            };
-            (request_headers, response, last)
-        }
-        Err(Stopped::LocalReply(i, reply)) => (headers, Response::local(&reply), Some(i)),
-        Err(Stopped::FailClosed(i)) => (
-            headers,
-            Response::local(&fail_closed_reply()),
-            i.checked_sub(1),
-        ),
-        Err(Stopped::PausedForever(i)) => {
-            let name = chain.borrow().filters[i].plugin.name.clone();
-            (headers, paused_forever(i, &name), i.checked_sub(1))
-        }
-        Err(Stopped::TooLarge) => (
-            headers,
-            Response::local(&status_reply(
-                413,
-                "request_payload_too_large",
-                "Payload Too Large",
-            )),
-            last,
-        ),
-    };
-    let response = {
-        let mut chain = chain.borrow_mut();
-        let response = chain.response(&mut streams, from, response);
-        chain.close(streams, &final_request, &response.headers);
-        response
-    };
-    Ok(to_http(response))
-}
+/// Runs hyper's background tasks (HTTP/2 streams) on this worker's `LocalSet`: they hold the
+/// worker's `Rc`s and must not leave its thread.
+#[derive(Clone, Copy)]
+struct LocalExec;
 
-fn to_http(response: Response) -> http::Response<Full<Bytes>> {
-    let status = response
-        .headers
-        .get_str(":status")
-        .and_then(|s| s.parse::<u16>().ok())
-        .unwrap_or(500);
-    let mut builder = http::Response::builder().status(
-        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
-    );
-    for (name, value) in response.headers.iter() {
-        if name.starts_with(b":") || is_hop_by_hop(name) {
-            continue;
-        }
-        builder = builder.header(name, value);
+impl<F> hyper::rt::Executor<F> for LocalExec
+where
+    F: std::future::Future + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::task::spawn_local(future);
     }
-    if let Some(details) = &response.details {
-        tracing::debug!(details, status, "local reply");
-    }
-    builder.body(Full::new(response.body)).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "a filter produced a response hyper refuses; answering 500");
-        let mut fallback = http::Response::new(Full::new(Bytes::from_static(
-            b"invalid response from filter chain\n",
-        )));
-        *fallback.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-        fallback
-    })
 }

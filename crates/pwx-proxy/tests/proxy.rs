@@ -51,14 +51,16 @@ fn filter(name: &str, configuration: &str, policy: FailurePolicy) -> FilterConfi
 
 fn start(filters: Vec<FilterConfig>, workers: usize) -> Proxy {
     let config = ProxyConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
         workers,
-        filters,
-        upstream: UpstreamConfig::Echo,
         limits: Limits {
             callback_deadline: Duration::from_millis(200),
             ..Limits::default()
         },
+        ..ProxyConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            filters,
+            UpstreamConfig::Echo,
+        )
     };
     Proxy::start(config, engine(), Arc::new(Services::default())).unwrap()
 }
@@ -177,13 +179,11 @@ fn a_looping_filter_is_stopped_and_other_workers_keep_serving() {
 
 #[test]
 fn a_rejected_configuration_stops_start_up_with_the_reason() {
-    let config = ProxyConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        workers: 1,
-        filters: vec![filter("add-header", "{not json", FailurePolicy::FailClosed)],
-        upstream: UpstreamConfig::Echo,
-        limits: Limits::default(),
-    };
+    let config = ProxyConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![filter("add-header", "{not json", FailurePolicy::FailClosed)],
+        UpstreamConfig::Echo,
+    );
     let error = Proxy::start(config, engine(), Arc::new(Services::default()))
         .err()
         .expect("refused");

@@ -1,10 +1,11 @@
-//! Callouts: `proxy_http_call` (validated as Envoy does, dispatched through the embedder's
-//! [`Callouts`](crate::services::Callouts)), the gRPC calls, and `proxy_get_status`.
+//! Callouts: `proxy_http_call` (validated as Envoy does, then handed to the embedder as a
+//! deferred [`HttpCall`](crate::DeferredAction::HttpCall)), the gRPC calls, and
+//! `proxy_get_status`.
 
 use super::enter;
 use crate::memory::{self, HostResult};
-use crate::services::{CalloutRefused, HttpCalloutRequest};
-use crate::state::HostState;
+use crate::services::HttpCalloutRequest;
+use crate::state::{DeferredAction, HostState};
 use pwx_abi::{HostCall, Status};
 use std::time::Duration;
 use wasmtime::Caller;
@@ -53,7 +54,7 @@ pub(crate) fn proxy_http_call(
     }
     let cluster = String::from_utf8_lossy(&upstream).into_owned();
     let state = caller.data_mut();
-    if !state.services.callouts.has_cluster(&cluster) {
+    if !state.services.clusters.has_cluster(&cluster) {
         return Ok(Status::BadArgument.as_i32());
     }
     let headers = owned_pairs(&headers);
@@ -75,15 +76,13 @@ pub(crate) fn proxy_http_call(
         trailers: owned_pairs(&trailers),
         timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms as u64)),
     };
-    match state.services.callouts.dispatch(request) {
-        Ok(()) => Ok(memory::status_of(memory::write_u32(
-            &mut caller,
-            ret_token,
-            token,
-        ))),
-        Err(CalloutRefused::UnknownCluster) => Ok(Status::BadArgument.as_i32()),
-        Err(CalloutRefused::Internal) => Ok(Status::InternalFailure.as_i32()),
+    if let Err(status) = memory::write_u32(&mut caller, ret_token, token) {
+        return Ok(status.as_i32());
     }
+    caller
+        .data_mut()
+        .defer(root_context_id, DeferredAction::HttpCall(request));
+    Ok(Status::Ok.as_i32())
 }
 
 /// The cluster named by a gRPC `upstream` argument: either a serialized `GrpcService` (not
@@ -138,7 +137,7 @@ fn grpc_start(caller: &Caller<'_, HostState>, upstream_ptr: i32, upstream_len: i
         Ok(cluster) => cluster,
         Err(status) => return Ok(status.as_i32()),
     };
-    if !caller.data().services.callouts.has_cluster(&cluster) {
+    if !caller.data().services.clusters.has_cluster(&cluster) {
         return Ok(Status::ParseFailure.as_i32());
     }
     Ok(Status::InternalFailure.as_i32())

@@ -3,7 +3,9 @@
 use anyhow::{Context, bail};
 use pwx_abi::FailurePolicy;
 use pwx_host::{Engine, EngineConfig, Limits, PluginConfig, Services, TracingLog, VmConfig};
-use pwx_proxy::{FilterConfig, Proxy, ProxyConfig, UpstreamConfig};
+use pwx_proxy::{
+    ClusterConfig, FilterConfig, Proxy, ProxyConfig, UpstreamConfig, UpstreamProtocol,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,9 +25,22 @@ pub(crate) struct RunArgs {
     /// VM configuration given to every filter.
     #[arg(long, value_name = "STRING", default_value = "")]
     vm_config: String,
-    /// `echo` (built-in echo upstream) or `http://host:port`.
+    /// `echo` (built-in echo upstream), `http://host:port`, `h2c://host:port`, or the name of
+    /// a `--cluster`.
     #[arg(long, default_value = "echo")]
     upstream: String,
+    /// A cluster filters can call out to (`proxy_http_call`, gRPC):
+    /// `NAME=http://host:port` (HTTP/1.1) or `NAME=h2c://host:port` (HTTP/2). Repeatable.
+    #[arg(long = "cluster", value_name = "NAME=URL")]
+    clusters: Vec<String>,
+    /// Admin endpoint address (`/ready`, `/stats`, `/stats/prometheus`, `/plugins`); port 0
+    /// picks a free port, which is printed.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    admin: SocketAddr,
+    /// Write the admin address (`host:port`) to this file once serving (as Envoy's
+    /// `--admin-address-path`).
+    #[arg(long, value_name = "FILE")]
+    admin_address_path: Option<PathBuf>,
     /// Listener address.
     #[arg(long, default_value = "127.0.0.1:10000")]
     listen: SocketAddr,
@@ -44,19 +59,65 @@ pub(crate) struct RunArgs {
     max_memory_mib: usize,
 }
 
+/// Parses `http://host:port` or `h2c://host:port` into an endpoint and a protocol.
+fn endpoint(url: &str, what: &str) -> anyhow::Result<(String, UpstreamProtocol)> {
+    let uri: http::Uri = url
+        .parse()
+        .with_context(|| format!("{what} {url:?} is not a URL"))?;
+    let protocol = match uri.scheme_str() {
+        Some("http") => UpstreamProtocol::Http1,
+        Some("h2c") => UpstreamProtocol::Http2,
+        _ => bail!(
+            "{what} {url:?}: give http://host:port (HTTP/1.1) or h2c://host:port (HTTP/2 cleartext); TLS upstreams come with the transport layer"
+        ),
+    };
+    let authority = uri
+        .authority()
+        .with_context(|| format!("{what} {url:?} has no host:port"))?;
+    let port = authority.port_u16().unwrap_or(80);
+    Ok((format!("{}:{port}", authority.host()), protocol))
+}
+
+/// The clusters of `--cluster NAME=URL` flags.
+fn clusters(flags: &[String]) -> anyhow::Result<Vec<ClusterConfig>> {
+    let mut clusters: Vec<ClusterConfig> = Vec::new();
+    for flag in flags {
+        let Some((name, url)) = flag.split_once('=') else {
+            bail!("--cluster {flag:?}: expected NAME=http://host:port");
+        };
+        if name.is_empty() {
+            bail!("--cluster {flag:?}: the cluster name is empty");
+        }
+        if clusters.iter().any(|c| c.name == name) {
+            bail!("--cluster {name:?} is given twice");
+        }
+        let (endpoint, protocol) = endpoint(url, &format!("--cluster {name}"))?;
+        clusters.push(ClusterConfig {
+            protocol,
+            ..ClusterConfig::single(name, endpoint)
+        });
+    }
+    Ok(clusters)
+}
+
 pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
+    let mut clusters = clusters(&args.clusters)?;
     let upstream = match args.upstream.as_str() {
         "echo" => UpstreamConfig::Echo,
+        name if clusters.iter().any(|c| c.name == name) => UpstreamConfig::Cluster(name.into()),
         url => {
-            let uri: http::Uri = url
-                .parse()
-                .with_context(|| format!("--upstream {url:?} is neither `echo` nor a URL"))?;
-            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            let (endpoint, protocol) = endpoint(url, "--upstream")?;
+            let name = "upstream";
+            if clusters.iter().any(|c| c.name == name) {
                 bail!(
-                    "--upstream {url:?}: give `echo` or http://host:port (TLS upstreams come with the transport layer)"
+                    "--upstream {url:?}: a --cluster is already named \"upstream\"; give --upstream upstream to route to it"
                 );
             }
-            UpstreamConfig::Http(uri)
+            clusters.push(ClusterConfig {
+                protocol,
+                ..ClusterConfig::single(name, endpoint)
+            });
+            UpstreamConfig::Cluster(name.into())
         }
     };
     let failure_policy = match args.failure_policy.as_str() {
@@ -110,15 +171,22 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
             .unwrap_or(1)
     });
     let engine = Engine::new(&EngineConfig::default()).context("starting the wasm engine")?;
-    let services = Arc::new(Services::new(Arc::new(TracingLog {
+    let mut services = Services::new(Arc::new(TracingLog {
         level: pwx_abi::LogLevel::Info,
-    })));
+    }));
+    services.clusters = Arc::new(
+        clusters
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<std::collections::HashSet<_>>(),
+    );
+    let services = Arc::new(services);
     let config = ProxyConfig {
-        listen: args.listen,
         workers,
-        filters,
-        upstream,
+        clusters,
+        admin: Some(args.admin),
         limits,
+        ..ProxyConfig::new(args.listen, filters, upstream)
     };
     let sources: Vec<String> = config.filters.iter().map(|f| f.source.clone()).collect();
     let proxy = Proxy::start(config, &engine, services)?;
@@ -128,6 +196,13 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
         sources.join(" -> "),
         args.upstream
     );
+    if let Some(admin) = proxy.admin_addr() {
+        eprintln!("pwx: admin on http://{admin} (/stats, /stats/prometheus, /plugins)");
+        if let Some(path) = &args.admin_address_path {
+            std::fs::write(path, admin.to_string())
+                .with_context(|| format!("writing the admin address to {}", path.display()))?;
+        }
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

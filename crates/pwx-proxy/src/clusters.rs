@@ -1,0 +1,287 @@
+//! Clusters: named upstreams with their endpoints and one pooled client per worker. The proxied
+//! requests and the filters' HTTP callouts both go through here, and both fail the way Envoy's
+//! router fails (503 on connect failure or reset, 504 on timeout).
+
+use crate::config::{ClusterConfig, UpstreamProtocol};
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use pwx_host::{HeaderMap, LocalReply};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+/// A request body as the clients send it (with trailers when there are some).
+pub(crate) type OutBody = BoxBody<Bytes, Infallible>;
+
+/// A whole request for an upstream: headers with pseudo-headers, body, trailers.
+pub(crate) struct OutRequest {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) trailers: Option<HeaderMap>,
+}
+
+/// A whole response from an upstream.
+pub(crate) struct InResponse {
+    /// Headers with `:status`.
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) trailers: Option<HeaderMap>,
+}
+
+/// Why an upstream request failed, in Envoy's terms.
+#[derive(Debug)]
+pub(crate) enum UpstreamFailure {
+    /// The connection could not be made.
+    Connect(String),
+    /// The connection was closed or reset before a full response.
+    Reset(String),
+    /// The route (or callout) timeout fired.
+    Timeout,
+    /// The cluster has no endpoint.
+    NoHealthyUpstream,
+    /// The request could not be expressed in HTTP (a filter produced bad headers).
+    BadRequest(String),
+}
+
+impl UpstreamFailure {
+    /// The local reply Envoy's router sends for this failure.
+    pub(crate) fn local_reply(&self) -> LocalReply {
+        let (status, details, body) = match self {
+            UpstreamFailure::Connect(reason) => (
+                503,
+                "upstream_reset_before_response_started{connection_failure}".to_string(),
+                format!(
+                    "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: {reason}"
+                ),
+            ),
+            UpstreamFailure::Reset(reason) => (
+                503,
+                {
+                    tracing::debug!(%reason, "upstream reset");
+                    "upstream_reset_before_response_started{connection_termination}".to_string()
+                },
+                "upstream connect error or disconnect/reset before headers. reset reason: connection termination".to_string(),
+            ),
+            UpstreamFailure::Timeout => (
+                504,
+                "upstream_response_timeout".to_string(),
+                "upstream request timeout".to_string(),
+            ),
+            UpstreamFailure::NoHealthyUpstream => (
+                503,
+                "no_healthy_upstream".to_string(),
+                "no healthy upstream".to_string(),
+            ),
+            UpstreamFailure::BadRequest(reason) => (
+                503,
+                "upstream_reset_before_response_started{protocol_error}".to_string(),
+                format!("upstream connect error or disconnect/reset before headers. reset reason: protocol error ({reason})"),
+            ),
+        };
+        LocalReply {
+            status,
+            details,
+            body: body.into_bytes(),
+            headers: Vec::new(),
+            grpc_status: None,
+        }
+    }
+
+    /// The failure as a response (what a callout's root context receives).
+    pub(crate) fn as_response(&self) -> InResponse {
+        let reply = self.local_reply();
+        let mut headers = HeaderMap::new();
+        headers.add(b":status", reply.status.to_string().as_bytes());
+        headers.add(b"content-length", reply.body.len().to_string().as_bytes());
+        headers.add(b"content-type", b"text/plain");
+        InResponse {
+            headers,
+            body: Bytes::from(reply.body),
+            trailers: None,
+        }
+    }
+}
+
+/// One cluster on one worker.
+struct Cluster {
+    endpoints: Vec<String>,
+    next: Cell<usize>,
+    client: Client<HttpConnector, OutBody>,
+}
+
+/// The clusters of one worker.
+pub(crate) struct ClusterSet {
+    by_name: HashMap<String, Cluster>,
+}
+
+impl ClusterSet {
+    pub(crate) fn new(configs: &[ClusterConfig]) -> Self {
+        let by_name = configs
+            .iter()
+            .map(|config| {
+                let mut connector = HttpConnector::new();
+                connector.set_connect_timeout(Some(config.connect_timeout));
+                connector.set_nodelay(true);
+                let mut builder = Client::builder(TokioExecutor::new());
+                builder.pool_idle_timeout(Duration::from_secs(60));
+                if config.protocol == UpstreamProtocol::Http2 {
+                    builder.http2_only(true);
+                }
+                let cluster = Cluster {
+                    endpoints: config.endpoints.clone(),
+                    next: Cell::new(0),
+                    client: builder.build(connector),
+                };
+                (config.name.clone(), cluster)
+            })
+            .collect();
+        ClusterSet { by_name }
+    }
+
+    /// Sends a whole request to `cluster` (round robin over its endpoints) and reads the whole
+    /// response, within `timeout`.
+    pub(crate) async fn send(
+        &self,
+        cluster: &str,
+        request: OutRequest,
+        timeout: Option<Duration>,
+    ) -> Result<InResponse, UpstreamFailure> {
+        let Some(cluster) = self.by_name.get(cluster) else {
+            return Err(UpstreamFailure::NoHealthyUpstream);
+        };
+        if cluster.endpoints.is_empty() {
+            return Err(UpstreamFailure::NoHealthyUpstream);
+        }
+        let index = cluster.next.get() % cluster.endpoints.len();
+        cluster.next.set(index.wrapping_add(1));
+        let endpoint = &cluster.endpoints[index];
+        let request = to_hyper(endpoint, request)?;
+        let started = Instant::now();
+        let exchange = async {
+            let response = cluster.client.request(request).await.map_err(|e| {
+                if e.is_connect() {
+                    UpstreamFailure::Connect(connect_reason(&e))
+                } else {
+                    UpstreamFailure::Reset(format!("{e}"))
+                }
+            })?;
+            let (parts, body) = response.into_parts();
+            let collected = body
+                .collect()
+                .await
+                .map_err(|e| UpstreamFailure::Reset(format!("reading the response body: {e}")))?;
+            let trailers = collected.trailers().map(from_http_headers);
+            let mut headers = HeaderMap::new();
+            headers.add(b":status", parts.status.as_str().as_bytes());
+            for (name, value) in &parts.headers {
+                if !is_hop_by_hop(name.as_str().as_bytes()) || name == http::header::CONTENT_LENGTH
+                {
+                    headers.add(name.as_str().as_bytes(), value.as_bytes());
+                }
+            }
+            headers.add(
+                b"x-envoy-upstream-service-time",
+                started.elapsed().as_millis().to_string().as_bytes(),
+            );
+            Ok(InResponse {
+                headers,
+                body: collected.to_bytes(),
+                trailers,
+            })
+        };
+        match timeout {
+            Some(timeout) => tokio::time::timeout(timeout, exchange)
+                .await
+                .unwrap_or(Err(UpstreamFailure::Timeout)),
+            None => exchange.await,
+        }
+    }
+}
+
+/// Envoy's wording for connect failures.
+fn connect_reason(error: &hyper_util::client::legacy::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    "delayed connect error: Connection refused".to_string()
+                }
+                std::io::ErrorKind::TimedOut => "connect timeout".to_string(),
+                _ => format!("delayed connect error: {io}"),
+            };
+        }
+        source = inner.source();
+    }
+    format!("{error}")
+}
+
+fn from_http_headers(headers: &http::HeaderMap) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.add(name.as_str().as_bytes(), value.as_bytes());
+    }
+    map
+}
+
+/// Builds the hyper request: `:path`/`:method` become the request line, `:authority` the
+/// `host` header, the body is re-framed by this hop.
+fn to_hyper(
+    endpoint: &str,
+    request: OutRequest,
+) -> Result<http::Request<OutBody>, UpstreamFailure> {
+    let headers = &request.headers;
+    let path = headers.get_str(":path").unwrap_or("/");
+    let mut builder = http::Request::builder()
+        .method(headers.get(b":method").unwrap_or(b"GET"))
+        .uri(format!("http://{endpoint}{path}"));
+    for (name, value) in headers.iter() {
+        if name.starts_with(b":") || is_hop_by_hop(name) {
+            continue;
+        }
+        builder = builder.header(name, value);
+    }
+    if let Some(host) = headers.get(b":authority") {
+        builder = builder.header(http::header::HOST, host);
+    }
+    let body = Full::new(request.body);
+    let body: OutBody = match request.trailers {
+        Some(trailers) if !trailers.is_empty() => {
+            let mut map = http::HeaderMap::new();
+            for (name, value) in trailers.iter() {
+                if let (Ok(name), Ok(value)) = (
+                    http::HeaderName::from_bytes(name),
+                    http::HeaderValue::from_bytes(value),
+                ) {
+                    map.append(name, value);
+                }
+            }
+            body.with_trailers(std::future::ready(Some(Ok(map))))
+                .boxed()
+        }
+        _ => body.boxed(),
+    };
+    builder
+        .body(body)
+        .map_err(|e| UpstreamFailure::BadRequest(e.to_string()))
+}
+
+/// Connection-level headers are not forwarded (the body is re-framed by this hop).
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_slice(),
+        b"connection"
+            | b"keep-alive"
+            | b"transfer-encoding"
+            | b"upgrade"
+            | b"proxy-connection"
+            | b"te"
+            | b"host"
+            | b"content-length"
+    )
+}

@@ -1,0 +1,336 @@
+//! What happens after a callback returns: the actions it deferred (resume or answer a paused
+//! stream, start a callout, set a tick period, delete a root) and the events that call back into
+//! a VM later (callout responses, ticks, queue notifications). Envoy never re-enters a module
+//! from inside a hostcall; neither does pwx.
+
+use crate::clusters::OutRequest;
+use crate::worker::Worker;
+use bytes::Bytes;
+use pwx_host::vm::CalloutResponse;
+use pwx_host::{Deferred, DeferredAction, Direction, Held, LocalReply, VmFailed};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How a paused stream is woken.
+pub(crate) enum Wake {
+    /// The filter resumed the direction; what it held.
+    Continue(Held),
+    /// The filter answered the stream with a local reply.
+    LocalReply(LocalReply),
+    /// The filter reset the stream (`close_stream`).
+    Reset,
+    /// The filter's VM failed while the stream waited.
+    Failed,
+}
+
+/// A stream paused in a filter, waiting for that filter to act on it.
+pub(crate) struct Waiter {
+    pub(crate) direction: Direction,
+    pub(crate) wake: tokio::sync::oneshot::Sender<Wake>,
+}
+
+/// Something another thread asks of this worker.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A queue this worker's VM consumes has a new item.
+    QueueReady {
+        vm_instance: u64,
+        root: u32,
+        token: u32,
+    },
+}
+
+/// Which worker owns each VM replica, so queue notifications reach the consumer's thread.
+#[derive(Default)]
+pub(crate) struct QueueRoutes {
+    by_instance: Mutex<HashMap<u64, tokio::sync::mpsc::UnboundedSender<Event>>>,
+}
+
+impl QueueRoutes {
+    pub(crate) fn register(
+        &self,
+        vm_instance: u64,
+        events: tokio::sync::mpsc::UnboundedSender<Event>,
+    ) {
+        self.by_instance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(vm_instance, events);
+    }
+
+    pub(crate) fn forget(&self, vm_instance: u64) {
+        self.by_instance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&vm_instance);
+    }
+
+    /// Posts `on_queue_ready` to the worker owning `vm_instance`; a VM that is gone (or the
+    /// start-up canary, which serves no traffic) is not notified.
+    pub(crate) fn notify(&self, vm_instance: u64, root: u32, token: u32) {
+        let routes = self.by_instance.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(events) = routes.get(&vm_instance) {
+            let _ = events.send(Event::QueueReady {
+                vm_instance,
+                root,
+                token,
+            });
+        }
+    }
+}
+
+impl Worker {
+    /// A plugin (re)started on filter `index`: route its queue notifications here and apply
+    /// what its start-up deferred (e.g. a tick period set in `on_configure`).
+    pub(crate) fn plugin_started(self: &Rc<Self>, index: usize) {
+        let (instance, deferred) = {
+            let mut chain = self.chain.borrow_mut();
+            let vm = &mut chain.filters[index].vm;
+            (vm.instance_id(), vm.take_deferred())
+        };
+        self.plan
+            .queue_routes
+            .register(instance, self.events.clone());
+        self.apply(index, deferred, None);
+    }
+
+    /// Applies the actions a callback of filter `index` deferred. Actions on `own` (the stream
+    /// whose callback just ran) other than callouts and timers are the caller's business.
+    pub(crate) fn apply(self: &Rc<Self>, index: usize, deferred: Vec<Deferred>, own: Option<u32>) {
+        for Deferred { context_id, action } in deferred {
+            match action {
+                DeferredAction::HttpCall(request) => self.start_callout(index, request),
+                DeferredAction::SetTickPeriod(period) => self.set_timer(index, context_id, period),
+                DeferredAction::DeleteRoot => self.delete_root(index, context_id),
+                _ if Some(context_id) == own => {}
+                DeferredAction::ContinueRequest => {
+                    self.resume(index, context_id, Direction::Request)
+                }
+                DeferredAction::ContinueResponse => {
+                    self.resume(index, context_id, Direction::Response)
+                }
+                DeferredAction::LocalReply(reply) => {
+                    self.wake(index, context_id, None, Wake::LocalReply(reply))
+                }
+                DeferredAction::ResetStream => self.wake(index, context_id, None, Wake::Reset),
+                DeferredAction::ClearRouteCache => {
+                    // Routes are chosen after the request path, from the final headers: there
+                    // is no cached route to clear.
+                }
+                other => {
+                    tracing::debug!(
+                        ?other,
+                        context_id,
+                        "deferred action has no meaning on an HTTP stream here"
+                    )
+                }
+            }
+        }
+    }
+
+    /// Wakes a stream paused in `direction` (any direction when `None`).
+    fn wake(&self, index: usize, context: u32, direction: Option<Direction>, wake: Wake) {
+        let mut waiters = self.waiters.borrow_mut();
+        let matches = waiters
+            .get(&(index, context))
+            .is_some_and(|w| direction.is_none_or(|d| d == w.direction));
+        if !matches {
+            // Envoy ignores a continue for a direction that is not stopped.
+            return;
+        }
+        if let Some(waiter) = waiters.remove(&(index, context)) {
+            let _ = waiter.wake.send(wake);
+        }
+    }
+
+    fn resume(&self, index: usize, context: u32, direction: Direction) {
+        let paused = self
+            .waiters
+            .borrow()
+            .get(&(index, context))
+            .is_some_and(|w| w.direction == direction);
+        if !paused {
+            return;
+        }
+        let held = self.chain.borrow_mut().filters[index]
+            .vm
+            .resume(context, direction);
+        self.wake(index, context, Some(direction), Wake::Continue(held));
+    }
+
+    /// Every stream waiting on filter `index` fails with it.
+    pub(crate) fn fail_waiters(&self, index: usize) {
+        let mut waiters = self.waiters.borrow_mut();
+        let keys: Vec<_> = waiters
+            .keys()
+            .filter(|(i, _)| *i == index)
+            .copied()
+            .collect();
+        for key in keys {
+            if let Some(waiter) = waiters.remove(&key) {
+                let _ = waiter.wake.send(Wake::Failed);
+            }
+        }
+    }
+
+    /// The result of a root-context callback: apply its actions, or fail the streams that
+    /// waited on a VM that just failed.
+    fn after_root_callback(self: &Rc<Self>, index: usize, result: Result<Vec<Deferred>, VmFailed>) {
+        match result {
+            Ok(deferred) => self.apply(index, deferred, None),
+            Err(failed) => {
+                tracing::warn!(filter = index, reason = %failed.reason, "a root callback failed the VM");
+                self.fail_waiters(index);
+            }
+        }
+    }
+
+    fn start_callout(
+        self: &Rc<Self>,
+        index: usize,
+        request: pwx_host::services::HttpCalloutRequest,
+    ) {
+        let worker = self.clone();
+        let (token, root) = (request.token, request.root_context_id);
+        let vm_instance = self.chain.borrow().filters[index].vm.instance_id();
+        let task = tokio::task::spawn_local(async move {
+            let mut headers =
+                pwx_host::HeaderMap::from_pairs(request.headers.iter().map(|(k, v)| (k, v)));
+            headers.add(b"x-envoy-internal", b"true");
+            let out = OutRequest {
+                headers,
+                body: Bytes::from(request.body),
+                trailers: (!request.trailers.is_empty()).then(|| {
+                    pwx_host::HeaderMap::from_pairs(request.trailers.iter().map(|(k, v)| (k, v)))
+                }),
+            };
+            let response = worker
+                .clusters
+                .send(&request.cluster, out, request.timeout)
+                .await
+                .unwrap_or_else(|failure| failure.as_response());
+            worker.callouts.borrow_mut().remove(&(index, token));
+            let result = {
+                let mut chain = worker.chain.borrow_mut();
+                let filter = &mut chain.filters[index];
+                if filter.vm.instance_id() != vm_instance {
+                    // The VM was replaced (FAIL_RELOAD): the callout died with the old one.
+                    return;
+                }
+                filter.vm.on_http_call_response(
+                    root,
+                    token,
+                    Some(CalloutResponse {
+                        headers: response.headers,
+                        body: response.body.to_vec(),
+                        trailers: response.trailers.unwrap_or_default(),
+                    }),
+                )
+            };
+            worker.after_root_callback(index, result);
+        });
+        self.callouts
+            .borrow_mut()
+            .insert((index, token), (root, task.abort_handle()));
+    }
+
+    fn set_timer(self: &Rc<Self>, index: usize, root: u32, period: Option<Duration>) {
+        if let Some(previous) = self.timers.borrow_mut().remove(&(index, root)) {
+            previous.abort();
+        }
+        let Some(period) = period else { return };
+        let worker = self.clone();
+        let task = tokio::task::spawn_local(async move {
+            let mut interval =
+                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let result = {
+                    let mut chain = worker.chain.borrow_mut();
+                    let vm = &mut chain.filters[index].vm;
+                    vm.on_tick(root).map(|()| vm.take_deferred())
+                };
+                let failed = result.is_err();
+                worker.after_root_callback(index, result);
+                if failed {
+                    return;
+                }
+            }
+        });
+        self.timers
+            .borrow_mut()
+            .insert((index, root), task.abort_handle());
+    }
+
+    /// Deletes a root context (after `proxy_done`): its timer stops and its callouts are
+    /// cancelled, as Envoy cancels them with the context.
+    fn delete_root(self: &Rc<Self>, index: usize, root: u32) {
+        self.cancel_root(index, root);
+        let result = self.chain.borrow_mut().filters[index].vm.delete_root(root);
+        if let Err(failed) = result {
+            tracing::warn!(filter = index, reason = %failed.reason, "on_delete of a root context failed");
+        }
+    }
+
+    fn cancel_root(&self, index: usize, root: u32) {
+        if let Some(timer) = self.timers.borrow_mut().remove(&(index, root)) {
+            timer.abort();
+        }
+        self.callouts.borrow_mut().retain(|&(i, _), (owner, task)| {
+            let cancel = i == index && *owner == root;
+            if cancel {
+                task.abort();
+            }
+            !cancel
+        });
+    }
+
+    pub(crate) fn on_event(self: &Rc<Self>, event: Event) {
+        match event {
+            Event::QueueReady {
+                vm_instance,
+                root,
+                token,
+            } => {
+                let index = self
+                    .chain
+                    .borrow()
+                    .filters
+                    .iter()
+                    .position(|f| f.vm.instance_id() == vm_instance);
+                let Some(index) = index else { return };
+                let result = self.chain.borrow_mut().filters[index]
+                    .vm
+                    .on_queue_ready(root, token);
+                self.after_root_callback(index, result);
+            }
+        }
+    }
+
+    /// Shuts the plugins down as Envoy does at exit: `on_done` then `on_delete` for each root
+    /// (a root whose `on_done` returns false stays until `proxy_done`), timers and callouts
+    /// cancelled.
+    pub(crate) fn shutdown(self: &Rc<Self>) {
+        let count = self.chain.borrow().filters.len();
+        for index in 0..count {
+            let (root, instance) = {
+                let chain = self.chain.borrow();
+                (
+                    chain.filters[index].root,
+                    chain.filters[index].vm.instance_id(),
+                )
+            };
+            self.cancel_root(index, root);
+            self.plan.queue_routes.forget(instance);
+            let result = self.chain.borrow_mut().filters[index]
+                .vm
+                .shutdown_plugin(root);
+            if let Err(failed) = result {
+                tracing::debug!(filter = index, reason = %failed.reason, "plugin shutdown failed");
+            }
+        }
+    }
+}
