@@ -11,6 +11,7 @@ mod macros;
 
 pub mod enums;
 pub mod exports;
+pub mod foreign;
 pub mod imports;
 pub mod limits;
 pub mod pairs;

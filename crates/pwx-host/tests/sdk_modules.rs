@@ -265,3 +265,55 @@ fn many_streams_leave_no_contexts_behind() {
         t.vm.memory_bytes()
     );
 }
+
+/// The probe's log lines for one header-only request with `on_request_headers` ops.
+fn probe_lines(ops: &str) -> Vec<String> {
+    let script = format!(r#"{{"trace": false, "on_request_headers": {ops}}}"#);
+    let module = support::fixture_module("probe");
+    let mut t = support::vm(&module);
+    let root =
+        t.vm.start_plugin(support::plugin("probe", &script))
+            .unwrap();
+    let stream = t.vm.create_stream(root, StreamInfo::default()).unwrap();
+    t.vm.on_headers(stream, Direction::Request, request(&[]), true)
+        .unwrap();
+    t.log.messages()
+}
+
+#[test]
+fn foreign_functions_answer_as_envoy_does() {
+    // Expected lines are Envoy 1.40's, from conformance/cases/foreign/*.golden.json.
+    let lines = probe_lines(
+        r#"[{"op": "call_foreign_function", "name": "compress", "args": "hello hello hello hello", "as": "hex"},
+            {"op": "call_foreign_function", "name": "uncompress", "args": "not zlib"},
+            {"op": "call_foreign_function", "name": "clear_route_cache", "args": ""},
+            {"op": "call_foreign_function", "name": "set_envoy_filter_state", "args_hex": "0a036e6f70120178"},
+            {"op": "call_foreign_function", "name": "set_envoy_filter_state", "args_hex": "ff"},
+            {"op": "call_foreign_function", "name": "declare_property", "args_hex": "ffffffff"},
+            {"op": "call_foreign_function", "name": "no_such_function", "args": ""}]"#,
+    );
+    let results: Vec<&str> = lines
+        .iter()
+        .map(|l| l.rsplit_once(" -> ").unwrap().1)
+        .collect();
+    assert_eq!(
+        results,
+        [
+            "status=0 value=hex:789ccb48cdc9c957c8402701680308b1",
+            "status=3",
+            "status=0 value=\"\"",
+            "status=1",
+            "status=2",
+            "status=2",
+            "status=1",
+        ]
+    );
+    // What compress produced, uncompress gives back.
+    let lines = probe_lines(
+        r#"[{"op": "call_foreign_function", "name": "uncompress", "args_hex": "789ccb48cdc9c957c8402701680308b1"}]"#,
+    );
+    assert!(
+        lines[0].ends_with("-> status=0 value=\"hello hello hello hello\""),
+        "{lines:?}"
+    );
+}
