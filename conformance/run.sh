@@ -23,6 +23,11 @@ fi
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 CARGO_TARGET_DIR="$TARGET_DIR" cargo build --quiet --profile wasm --target wasm32-wasip1 -p probe
 export CONFORMANCE_WASM_DIR="$TARGET_DIR/wasm32-wasip1/wasm"
+# The example filters (cases/examples/, `module: example:<name>`) come from build-fixtures.sh:
+# the Rust ones always, the AssemblyScript one when npm is installed.
+parts=(rust)
+if command -v npm >/dev/null 2>&1; then parts+=(as); fi
+CARGO_TARGET_DIR="$TARGET_DIR" scripts/build-fixtures.sh "${parts[@]}" >/dev/null
 
 if [ "${CONFORMANCE_TARGET:-envoy}" = "pwx" ] && [ -z "${PWX_BIN:-}" ]; then
   CARGO_TARGET_DIR="$TARGET_DIR" cargo build --quiet -p pwx

@@ -4,7 +4,7 @@
 #   Rust       every workspace package under fixtures/rust/*, examples/*, conformance/filters/*
 #              with crate-type "cdylib"      -> <package-name>.wasm   (one cargo invocation)
 #   AS         fixtures/assemblyscript/<dir>  -> as-<dir>.wasm        (npm ci, then `npm run build`,
-#              which must write build/filter.wasm)
+#              examples/<dir> with package.json -> <dir>.wasm   which must write build/filter.wasm)
 #   C          fixtures/c/<dir>/*.c           -> c-<dir>.wasm         (Debian clang + wasi-libc)
 #
 # Usage: scripts/build-fixtures.sh [rust] [as] [c]     (no argument = all three)
@@ -133,10 +133,14 @@ if stray:
 # --- AssemblyScript --------------------------------------------------------------------------
 build_as() {
   local dir name
-  for dir in fixtures/assemblyscript/*/; do
+  for dir in fixtures/assemblyscript/*/ examples/*/; do
     dir="${dir%/}"
     [[ -f "$dir/package.json" ]] || continue
-    name="as-$(basename "$dir").wasm"
+    # Fixtures get an "as-" prefix; examples keep their directory name (already as-*).
+    case "$dir" in
+      examples/*) name="$(basename "$dir").wasm" ;;
+      *) name="as-$(basename "$dir").wasm" ;;
+    esac
     have node || die "node not found (needed for $dir): apt-get install -y nodejs npm"
     have npm || die "npm not found (needed for $dir): apt-get install -y npm"
     [[ -f "$dir/package-lock.json" ]] || die "$dir has no package-lock.json: run 'npm install' in it and commit the lock file"

@@ -34,6 +34,13 @@ def wasm_dir():
     return target / "wasm32-wasip1" / "wasm"
 
 
+def fixtures_dir():
+    """Where scripts/build-fixtures.sh puts its modules (examples included)."""
+    if os.environ.get("PWX_FIXTURES_DIR"):
+        return Path(os.environ["PWX_FIXTURES_DIR"])
+    return Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "fixtures"
+
+
 @pytest.fixture(scope="session")
 def modules(tmp_path_factory):
     """Resolves a case's `module:` value to a .wasm path (WAT sources compiled once)."""
@@ -51,6 +58,12 @@ def modules(tmp_path_factory):
                 pytest.fail("wat2wasm (Debian package wabt) is needed for WAT filters")
             subprocess.run([tool, str(src), "-o", str(dst)], check=True)
             path = dst
+        elif name.startswith("example:"):
+            # examples/<name>, built by scripts/build-fixtures.sh into <fixtures>/<name>.wasm
+            path = fixtures_dir() / f"{name.removeprefix('example:')}.wasm"
+            if not path.exists():
+                pytest.fail(f"example module {path} is missing: run scripts/build-fixtures.sh"
+                            " (conformance/run.sh does; the AssemblyScript one needs node/npm)")
         else:
             path = wasm_dir() / f"{name}.wasm"
         if not path.exists():

@@ -158,7 +158,9 @@ def wait_quiet(path, settle=0.15, limit=2.0):
 
 
 def metric_names(case):
-    names = []
+    """Metrics to record: the probe's define_metric names, plus the case's `metrics:` list
+    (for filters other than the probe, whose metric names the runner cannot see)."""
+    names = list(case.get("metrics") or [])
 
     def walk(v):
         if isinstance(v, dict):

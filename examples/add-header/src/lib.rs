@@ -102,7 +102,7 @@ impl RootContext for AddHeaderRoot {
                 true
             }
             Err(e) => {
-                log::error!("add-header: invalid plugin configuration: {e}");
+                log::error!("add-header: configuration: {e}");
                 false
             }
         }
