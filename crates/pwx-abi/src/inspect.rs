@@ -163,6 +163,12 @@ pub struct ModuleInterface {
 impl ModuleInterface {
     /// Reads the interface of `bytes`.
     pub fn parse(bytes: &[u8]) -> Result<ModuleInterface, InspectError> {
+        if !bytes.starts_with(b"\0asm") {
+            return Err(InspectError::Malformed(
+                "the file does not start with the wasm magic bytes (\\0asm); is it a .wasm file?"
+                    .into(),
+            ));
+        }
         let malformed = |e: wasmparser::BinaryReaderError| InspectError::Malformed(e.to_string());
         let mut types: Vec<FuncSig> = Vec::new();
         // Function index space: imported functions first, then defined ones.
@@ -297,9 +303,10 @@ fn convert(ty: wasmparser::ValType) -> WasmType {
 }
 
 fn lookup(types: &[FuncSig], index: u32) -> Result<FuncSig, InspectError> {
-    types.get(index as usize).cloned().ok_or_else(|| {
-        InspectError::Malformed(format!("function type {index} does not exist"))
-    })
+    types
+        .get(index as usize)
+        .cloned()
+        .ok_or_else(|| InspectError::Malformed(format!("function type {index} does not exist")))
 }
 
 fn memory_info(memory: wasmparser::MemoryType) -> MemoryInfo {
