@@ -4,7 +4,8 @@
 //!
 //! This crate is the single place where an ABI name or number is written. It has no runtime
 //! dependencies, so tools (`pwx check`, the OCI image builder, fuzzers) can use it without
-//! pulling in a wasm engine.
+//! pulling in a wasm engine; the optional `inspect` feature adds static module inspection
+//! (wasmparser only).
 
 #[macro_use]
 mod macros;
@@ -13,6 +14,8 @@ pub mod enums;
 pub mod exports;
 pub mod foreign;
 pub mod imports;
+#[cfg(feature = "inspect")]
+pub mod inspect;
 pub mod limits;
 pub mod pairs;
 pub mod path;

@@ -1,6 +1,7 @@
 //! `pwx`: run, test and ship proxy-wasm filters. One file per subcommand under `cmd/`.
 
 mod cmd;
+mod module_summary;
 
 use clap::Parser;
 
