@@ -58,7 +58,7 @@ pub(crate) struct Admin {
 }
 
 struct Context {
-    listener: SocketAddr,
+    listeners: Vec<SocketAddr>,
     services: Arc<Services>,
     plan: Arc<WorkerPlan>,
 }
@@ -66,7 +66,7 @@ struct Context {
 impl Admin {
     pub(crate) fn start(
         addr: SocketAddr,
-        listener: SocketAddr,
+        listeners: Vec<SocketAddr>,
         services: Arc<Services>,
         plan: Arc<WorkerPlan>,
     ) -> std::io::Result<Admin> {
@@ -75,7 +75,7 @@ impl Admin {
         let addr = socket.local_addr()?;
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let context = Arc::new(Context {
-            listener,
+            listeners,
             services,
             plan,
         });
@@ -151,7 +151,7 @@ fn route<B>(context: &Context, request: &http::Request<B>) -> http::Response<Ful
             stats_prometheus(&context.services),
         ),
         (&http::Method::GET, "/listeners") => {
-            reply(200, "application/json", listeners_json(context.listener))
+            reply(200, "application/json", listeners_json(context))
         }
         (&http::Method::GET, "/plugins") => reply(200, "application/json", plugins_json(context)),
         (&http::Method::GET, "/") => reply(
@@ -267,17 +267,22 @@ fn stats_prometheus(services: &Services) -> String {
     out
 }
 
-fn listeners_json(listener: SocketAddr) -> String {
-    serde_json::json!({
-        "listener_statuses": [{
-            "name": "main",
-            "local_address": {"socket_address": {
-                "address": listener.ip().to_string(),
-                "port_value": listener.port(),
-            }},
-        }]
-    })
-    .to_string()
+fn listeners_json(context: &Context) -> String {
+    let statuses: Vec<serde_json::Value> = context
+        .listeners
+        .iter()
+        .zip(&context.plan.listeners)
+        .map(|(addr, listener)| {
+            serde_json::json!({
+                "name": listener.name,
+                "local_address": {"socket_address": {
+                    "address": addr.ip().to_string(),
+                    "port_value": addr.port(),
+                }},
+            })
+        })
+        .collect();
+    serde_json::json!({ "listener_statuses": statuses }).to_string()
 }
 
 fn plugins_json(context: &Context) -> String {

@@ -2,7 +2,7 @@
 //! requests and the filters' HTTP callouts both go through here, and both fail the way Envoy's
 //! router fails (503 on connect failure or reset, 504 on timeout).
 
-use crate::config::{ClusterConfig, UpstreamProtocol};
+use crate::config::{ClusterConfig, ClusterKind, UpstreamProtocol};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -109,6 +109,7 @@ impl UpstreamFailure {
 
 /// One cluster on one worker.
 struct Cluster {
+    kind: ClusterKind,
     endpoints: Vec<String>,
     next: Cell<usize>,
     client: Client<HttpConnector, OutBody>,
@@ -133,6 +134,7 @@ impl ClusterSet {
                     builder.http2_only(true);
                 }
                 let cluster = Cluster {
+                    kind: config.kind,
                     endpoints: config.endpoints.clone(),
                     next: Cell::new(0),
                     client: builder.build(connector),
@@ -154,6 +156,14 @@ impl ClusterSet {
         let Some(cluster) = self.by_name.get(cluster) else {
             return Err(UpstreamFailure::NoHealthyUpstream);
         };
+        if cluster.kind == ClusterKind::Echo {
+            let (headers, body) = crate::echo::respond(&request.headers, &request.body);
+            return Ok(InResponse {
+                headers,
+                body,
+                trailers: None,
+            });
+        }
         if cluster.endpoints.is_empty() {
             return Err(UpstreamFailure::NoHealthyUpstream);
         }

@@ -1,6 +1,8 @@
-//! What a proxy runs: listener, workers, the filter chain, where requests go, the clusters
-//! (for routing and for the filters' callouts) and the admin endpoint.
+//! What a proxy runs: listeners (each with its filter chain and route table), workers, the
+//! clusters (for routing and for the filters' callouts), bootstrap services and the admin
+//! endpoint.
 
+use crate::routes::{RouteAction, VirtualHost};
 use pwx_host::{Limits, PluginConfig, VmConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,7 +20,7 @@ pub struct FilterConfig {
     pub vm: VmConfig,
 }
 
-/// Where requests go after the request path of the chain.
+/// Where requests go after the request path of the chain (the quick mode of `pwx run`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UpstreamConfig {
     /// The built-in echo upstream: answers with the request it received as JSON.
@@ -37,11 +39,23 @@ pub enum UpstreamProtocol {
     Http2,
 }
 
+/// What a cluster is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClusterKind {
+    /// Endpoints reached over the network.
+    #[default]
+    Endpoints,
+    /// The built-in echo upstream (answers with the request as JSON).
+    Echo,
+}
+
 /// A named upstream: where proxied requests and callouts go.
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
     /// Name routes and `proxy_http_call` use.
     pub name: String,
+    /// Network endpoints or the built-in echo.
+    pub kind: ClusterKind,
     /// `host:port` endpoints, used round robin (host names are resolved per connection).
     pub endpoints: Vec<String>,
     /// HTTP/1.1 or h2c.
@@ -55,6 +69,7 @@ impl ClusterConfig {
     pub fn single(name: impl Into<String>, endpoint: impl Into<String>) -> Self {
         ClusterConfig {
             name: name.into(),
+            kind: ClusterKind::Endpoints,
             endpoints: vec![endpoint.into()],
             protocol: UpstreamProtocol::Http1,
             connect_timeout: Duration::from_secs(5),
@@ -62,24 +77,37 @@ impl ClusterConfig {
     }
 }
 
-/// A proxy.
+/// The name of the built-in echo cluster that quick mode routes to.
+pub const ECHO_CLUSTER: &str = "echo";
+
+/// An HTTP listener: its address, filter chain and route table.
 #[derive(Clone, Debug)]
-pub struct ProxyConfig {
-    /// Listener address (port 0 picks a free port).
-    pub listen: SocketAddr,
-    /// Number of workers (default: the number of cores).
-    pub workers: usize,
-    /// Filters, in request order.
+pub struct ListenerConfig {
+    /// Name (`/listeners`, messages).
+    pub name: String,
+    /// Address (port 0 picks a free port).
+    pub address: SocketAddr,
+    /// HTTP filters, in request order.
     pub filters: Vec<FilterConfig>,
-    /// Where requests go after the filters.
-    pub upstream: UpstreamConfig,
-    /// Clusters, for the upstream and for callouts.
-    pub clusters: Vec<ClusterConfig>,
-    /// Route timeout for proxied requests (Envoy's default: 15 s; `None`: no timeout).
-    pub route_timeout: Option<Duration>,
+    /// Route table.
+    pub virtual_hosts: Vec<VirtualHost>,
     /// How long a stream may sit paused with nothing happening before it is answered with 408
     /// (Envoy's `stream_idle_timeout`, default 5 min).
     pub stream_idle_timeout: Duration,
+}
+
+/// A proxy.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// HTTP listeners.
+    pub listeners: Vec<ListenerConfig>,
+    /// Number of workers (default: the number of cores).
+    pub workers: usize,
+    /// Clusters, for routes and for callouts.
+    pub clusters: Vec<ClusterConfig>,
+    /// Bootstrap services (Envoy's `envoy.bootstrap.wasm` singletons): plugins with no
+    /// listener, on a thread of their own, shared by the whole process.
+    pub services: Vec<FilterConfig>,
     /// Admin endpoint address (`None`: no admin endpoint).
     pub admin: Option<SocketAddr>,
     /// Limits applied to every VM replica.
@@ -87,16 +115,32 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
-    /// A proxy on `listen` with Envoy's defaults for timeouts, no clusters and no admin.
+    /// One listener on `listen` running `filters` in front of `upstream` (quick mode), with
+    /// Envoy's defaults for timeouts, one worker, no admin.
     pub fn new(listen: SocketAddr, filters: Vec<FilterConfig>, upstream: UpstreamConfig) -> Self {
+        let mut clusters = Vec::new();
+        let cluster = match upstream {
+            UpstreamConfig::Echo => {
+                clusters.push(ClusterConfig {
+                    kind: ClusterKind::Echo,
+                    endpoints: Vec::new(),
+                    ..ClusterConfig::single(ECHO_CLUSTER, "")
+                });
+                ECHO_CLUSTER.to_string()
+            }
+            UpstreamConfig::Cluster(name) => name,
+        };
         ProxyConfig {
-            listen,
+            listeners: vec![ListenerConfig {
+                name: "main".into(),
+                address: listen,
+                filters,
+                virtual_hosts: vec![VirtualHost::catch_all(RouteAction::to_cluster(cluster))],
+                stream_idle_timeout: Duration::from_secs(300),
+            }],
             workers: 1,
-            filters,
-            upstream,
-            clusters: Vec::new(),
-            route_timeout: Some(Duration::from_secs(15)),
-            stream_idle_timeout: Duration::from_secs(300),
+            clusters,
+            services: Vec::new(),
             admin: None,
             limits: Limits::default(),
         }

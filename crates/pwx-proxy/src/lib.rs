@@ -11,9 +11,16 @@ mod clusters;
 mod config;
 mod dispatch;
 mod echo;
+mod routes;
 mod server;
 mod stream;
 mod worker;
 
-pub use config::{ClusterConfig, FilterConfig, ProxyConfig, UpstreamConfig, UpstreamProtocol};
+pub use config::{
+    ClusterConfig, ClusterKind, ECHO_CLUSTER, FilterConfig, ListenerConfig, ProxyConfig,
+    UpstreamConfig, UpstreamProtocol,
+};
+pub use routes::{
+    HeaderMatch, HeaderMatcher, PathMatch, Route, RouteAction, RouteMatch, VirtualHost,
+};
 pub use server::{Proxy, ProxyError};

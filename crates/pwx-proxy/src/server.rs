@@ -1,16 +1,18 @@
 //! Starting and stopping a proxy: load and check every module, validate each plugin on a
-//! throwaway VM (Envoy's canary), bind the listener once per worker, start the workers.
+//! throwaway VM (Envoy's canary), bind each listener once per worker, start the workers and,
+//! for bootstrap services, one more thread without listeners.
 
-use crate::config::{ProxyConfig, UpstreamConfig};
+use crate::config::{FilterConfig, ProxyConfig};
 use crate::dispatch::QueueRoutes;
-use crate::worker::{self, WorkerPlan};
+use crate::routes::RouteAction;
+use crate::worker::{self, ListenerPlan, WorkerPlan};
 use pwx_host::{Engine, Services, Vm};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// A running proxy.
 pub struct Proxy {
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     admin: Option<crate::admin::Admin>,
     shutdown: tokio::sync::watch::Sender<bool>,
     workers: Vec<std::thread::JoinHandle<()>>,
@@ -78,6 +80,77 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Loads a filter's module and starts its plugin on a throwaway VM (Envoy's canary), so a bad
+/// module or configuration is refused before any traffic.
+fn load_and_check(
+    filter: &FilterConfig,
+    engine: &Engine,
+    services: &Arc<Services>,
+    limits: &pwx_host::Limits,
+) -> Result<(pwx_host::Module, pwx_host::PluginConfig, pwx_host::VmConfig), ProxyError> {
+    let module = engine
+        .load(&filter.wasm)
+        .map_err(|error| ProxyError::Load {
+            source_name: filter.source.clone(),
+            error: Box::new(error),
+        })?;
+    let start_error = |error| ProxyError::Start {
+        source_name: filter.source.clone(),
+        error: Box::new(error),
+    };
+    let mut canary =
+        Vm::new(&module, filter.vm.clone(), services.clone(), limits).map_err(start_error)?;
+    canary
+        .start_plugin(filter.plugin.clone())
+        .map_err(start_error)?;
+    Ok((module, filter.plugin.clone(), filter.vm.clone()))
+}
+
+/// Checks that every cluster a route names exists.
+fn check_routes(config: &ProxyConfig) -> Result<(), ProxyError> {
+    for listener in &config.listeners {
+        for host in &listener.virtual_hosts {
+            for route in &host.routes {
+                if let RouteAction::Cluster { cluster, .. } = &route.action
+                    && !config.clusters.iter().any(|c| &c.name == cluster)
+                {
+                    return Err(ProxyError::Config(format!(
+                        "listener {:?}: a route names cluster {cluster:?}, which is not defined",
+                        listener.name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts one worker thread and waits until it serves.
+fn spawn_worker(
+    index: usize,
+    name: String,
+    sockets: Vec<std::net::TcpListener>,
+    plan: Arc<WorkerPlan>,
+    watch: tokio::sync::watch::Receiver<bool>,
+) -> Result<std::thread::JoinHandle<()>, ProxyError> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || worker::run(index, sockets, plan, ready_tx, watch))
+        .map_err(|e| ProxyError::Worker {
+            index,
+            message: e.to_string(),
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(handle),
+        Ok(Err(message)) => Err(ProxyError::Worker { index, message }),
+        Err(_) => Err(ProxyError::Worker {
+            index,
+            message: "the worker thread exited".into(),
+        }),
+    }
+}
+
 impl Proxy {
     /// Starts a proxy; returns once every worker is serving.
     pub fn start(
@@ -85,13 +158,7 @@ impl Proxy {
         engine: &Engine,
         services: Arc<Services>,
     ) -> Result<Proxy, ProxyError> {
-        if let UpstreamConfig::Cluster(name) = &config.upstream
-            && !config.clusters.iter().any(|c| &c.name == name)
-        {
-            return Err(ProxyError::Config(format!(
-                "the upstream names cluster {name:?}, which is not defined"
-            )));
-        }
+        check_routes(&config)?;
         // Queue notifications go to the worker that owns the consuming VM.
         let queue_routes = Arc::new(QueueRoutes::default());
         let routes = queue_routes.clone();
@@ -100,99 +167,108 @@ impl Proxy {
             .set_notifier(Arc::new(move |consumer, token| {
                 routes.notify(consumer.vm_instance, consumer.root_context_id, token)
             }));
-        let mut filters = Vec::new();
-        for filter in &config.filters {
-            let module = engine
-                .load(&filter.wasm)
-                .map_err(|error| ProxyError::Load {
-                    source_name: filter.source.clone(),
-                    error: Box::new(error),
-                })?;
-            // Envoy's canary: start the plugin once on a VM that is thrown away, so a bad
-            // configuration is refused before any traffic.
-            let mut canary = Vm::new(&module, filter.vm.clone(), services.clone(), &config.limits)
-                .map_err(|error| ProxyError::Start {
-                    source_name: filter.source.clone(),
-                    error: Box::new(error),
-                })?;
-            canary
-                .start_plugin(filter.plugin.clone())
-                .map_err(|error| ProxyError::Start {
-                    source_name: filter.source.clone(),
-                    error: Box::new(error),
-                })?;
-            filters.push((module, filter.plugin.clone(), filter.vm.clone()));
-        }
-        let plan = Arc::new(WorkerPlan {
-            filters,
-            services: services.clone(),
-            limits: config.limits.clone(),
-            upstream: config.upstream.clone(),
-            clusters: config.clusters.clone(),
-            route_timeout: config.route_timeout,
-            stream_idle_timeout: config.stream_idle_timeout,
-            queue_routes,
-            vm_states: Arc::default(),
-        });
+        let vm_states: Arc<crate::admin::VmStates> = Arc::default();
+        let plan = |filters, listeners| {
+            Arc::new(WorkerPlan {
+                filters,
+                listeners,
+                services: services.clone(),
+                limits: config.limits.clone(),
+                clusters: config.clusters.clone(),
+                queue_routes: queue_routes.clone(),
+                vm_states: vm_states.clone(),
+            })
+        };
 
-        let first = bind(config.listen).map_err(|error| ProxyError::Listen {
-            addr: config.listen,
-            error,
-        })?;
-        let addr = first.local_addr().map_err(|error| ProxyError::Listen {
-            addr: config.listen,
-            error,
-        })?;
+        // Every listener's filters go into one list; a listener names its filters by index.
+        let mut filters = Vec::new();
+        let mut listener_plans = Vec::new();
+        for listener in &config.listeners {
+            let mut indices = Vec::new();
+            for filter in &listener.filters {
+                indices.push(filters.len());
+                filters.push(load_and_check(filter, engine, &services, &config.limits)?);
+            }
+            listener_plans.push(ListenerPlan {
+                name: listener.name.clone(),
+                filters: indices,
+                virtual_hosts: listener.virtual_hosts.clone(),
+                stream_idle_timeout: listener.stream_idle_timeout,
+            });
+        }
+        let mut service_filters = Vec::new();
+        for service in &config.services {
+            service_filters.push(load_and_check(service, engine, &services, &config.limits)?);
+        }
+
+        // Bind each listener once to learn its port, then once more per further worker.
+        let mut first_sockets = Vec::new();
+        let mut addrs = Vec::new();
+        for listener in &config.listeners {
+            let listen_error = |error| ProxyError::Listen {
+                addr: listener.address,
+                error,
+            };
+            let socket = bind(listener.address).map_err(listen_error)?;
+            addrs.push(socket.local_addr().map_err(listen_error)?);
+            first_sockets.push(socket);
+        }
+        let worker_plan = plan(filters, listener_plans);
         let (shutdown, watch) = tokio::sync::watch::channel(false);
         let mut workers = Vec::new();
-        let mut listener = Some(first);
+        if !service_filters.is_empty() {
+            // Envoy runs singleton services on its main thread: one VM each, for the process.
+            workers.push(spawn_worker(
+                usize::MAX,
+                "pwx-services".into(),
+                Vec::new(),
+                plan(service_filters, Vec::new()),
+                watch.clone(),
+            )?);
+        }
+        let mut first = Some(first_sockets);
         for index in 0..config.workers.max(1) {
-            let socket = match listener.take() {
-                Some(socket) => socket,
-                None => bind(addr).map_err(|error| ProxyError::Listen { addr, error })?,
+            let sockets = match first.take() {
+                Some(sockets) => sockets,
+                None => addrs
+                    .iter()
+                    .map(|&addr| bind(addr).map_err(|error| ProxyError::Listen { addr, error }))
+                    .collect::<Result<_, _>>()?,
             };
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-            let (plan, watch) = (plan.clone(), watch.clone());
-            let handle = std::thread::Builder::new()
-                .name(format!("pwx-worker-{index}"))
-                .spawn(move || worker::run(index, socket, plan, ready_tx, watch))
-                .map_err(|e| ProxyError::Worker {
-                    index,
-                    message: e.to_string(),
-                })?;
-            match ready_rx.recv() {
-                Ok(Ok(())) => workers.push(handle),
-                Ok(Err(message)) => return Err(ProxyError::Worker { index, message }),
-                Err(_) => {
-                    return Err(ProxyError::Worker {
-                        index,
-                        message: "the worker thread exited".into(),
-                    });
-                }
-            }
+            workers.push(spawn_worker(
+                index,
+                format!("pwx-worker-{index}"),
+                sockets,
+                worker_plan.clone(),
+                watch.clone(),
+            )?);
         }
         let admin = match config.admin {
             Some(admin_addr) => Some(
-                crate::admin::Admin::start(admin_addr, addr, services, plan.clone()).map_err(
-                    |error| ProxyError::Admin {
+                crate::admin::Admin::start(admin_addr, addrs.clone(), services, worker_plan)
+                    .map_err(|error| ProxyError::Admin {
                         addr: admin_addr,
                         error,
-                    },
-                )?,
+                    })?,
             ),
             None => None,
         };
         Ok(Proxy {
-            addr,
+            addrs,
             admin,
             shutdown,
             workers,
         })
     }
 
-    /// The address the proxy listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+    /// The address of the first listener (`None` for a proxy that only runs services).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.addrs.first().copied()
+    }
+
+    /// The address of every listener, in configuration order.
+    pub fn listener_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
     }
 
     /// The admin endpoint's address, if it serves one.

@@ -9,8 +9,8 @@
 //! after it resumes.
 
 use crate::clusters::{OutBody, OutRequest, is_hop_by_hop};
-use crate::config::UpstreamConfig;
 use crate::dispatch::{Waiter, Wake};
+use crate::routes::RouteAction;
 use crate::worker::Worker;
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full, Limited};
@@ -19,6 +19,7 @@ use pwx_host::failure::{FailureAction, fail_closed_reply, stream_action};
 use pwx_host::{Direction, Flow, HeaderMap, LocalReply, Step, StreamInfo, VmFailed};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// The stream was reset: the connection is closed without a response, as Envoy does.
 #[derive(Debug, thiserror::Error)]
@@ -88,26 +89,38 @@ enum Woken {
 /// guaranteed even when the client goes away mid-stream and hyper drops the request future.
 struct Contexts {
     worker: Rc<Worker>,
+    /// The worker's filter index of each position in this listener's chain.
+    filters: Vec<usize>,
+    /// The stream context in each filter (`None` once a fail-open filter is bypassed).
     ids: Vec<Option<u32>>,
     info: StreamInfo,
     request: HeaderMap,
     response: HeaderMap,
     response_trailers: Option<HeaderMap>,
+    /// The listener's stream idle timeout.
+    idle: Duration,
     closed: bool,
 }
 
 impl Contexts {
-    fn open(worker: Rc<Worker>, info: StreamInfo) -> Contexts {
-        let ids = worker
-            .chain
-            .borrow_mut()
-            .filters
-            .iter_mut()
-            .map(|f| f.vm.create_stream(f.root, info.clone()))
-            .collect();
+    fn open(worker: Rc<Worker>, listener: usize, info: StreamInfo) -> Contexts {
+        let filters = worker.plan.listeners[listener].filters.clone();
+        let ids = {
+            let mut chain = worker.chain.borrow_mut();
+            filters
+                .iter()
+                .map(|&f| {
+                    let filter = &mut chain.filters[f];
+                    filter.vm.create_stream(filter.root, info.clone())
+                })
+                .collect()
+        };
+        let idle = worker.plan.listeners[listener].stream_idle_timeout;
         Contexts {
             worker,
+            filters,
             ids,
+            idle,
             info,
             request: HeaderMap::new(),
             response: HeaderMap::new(),
@@ -121,18 +134,19 @@ impl Contexts {
     fn skip_failed(&mut self) -> Result<(), Stopped> {
         let worker = self.worker.clone();
         for i in 0..self.ids.len() {
-            if worker.chain.borrow().filters[i].vm.failure().is_none() {
+            let f = self.filters[i];
+            if worker.chain.borrow().filters[f].vm.failure().is_none() {
                 continue;
             }
-            let reloaded = worker.chain.borrow_mut().filters[i].reload();
+            let reloaded = worker.chain.borrow_mut().filters[f].reload();
             if reloaded {
-                worker.plugin_started(i);
+                worker.plugin_started(f);
                 let mut chain = worker.chain.borrow_mut();
-                let filter = &mut chain.filters[i];
+                let filter = &mut chain.filters[f];
                 self.ids[i] = filter.vm.create_stream(filter.root, self.info.clone());
                 continue;
             }
-            let policy = worker.chain.borrow().filters[i].plugin.failure_policy;
+            let policy = worker.chain.borrow().filters[f].plugin.failure_policy;
             match stream_action(policy) {
                 FailureAction::Bypass => self.ids[i] = None,
                 FailureAction::Reply(_) => return Err(Stopped::Failed(i)),
@@ -152,7 +166,7 @@ impl Contexts {
             return;
         };
         let mut pending = Vec::new();
-        for (index, id) in self.ids.iter().enumerate() {
+        for (&index, id) in self.filters.iter().zip(&self.ids) {
             let Some(context) = *id else { continue };
             worker.waiters.borrow_mut().remove(&(index, context));
             let vm = &mut chain.filters[index].vm;
@@ -166,7 +180,7 @@ impl Contexts {
                 pending.push((index, deferred));
             }
         }
-        for (index, id) in self.ids.iter().enumerate() {
+        for (&index, id) in self.filters.iter().zip(&self.ids) {
             let Some(context) = *id else { continue };
             let vm = &mut chain.filters[index].vm;
             let _ = vm.finish_stream(context);
@@ -212,13 +226,19 @@ fn settle<T>(
 }
 
 /// Waits until filter `index` acts on its paused stream.
-async fn wait(worker: &Rc<Worker>, index: usize, context: u32, direction: Direction) -> Woken {
+async fn wait(
+    worker: &Rc<Worker>,
+    index: usize,
+    context: u32,
+    direction: Direction,
+    idle: Duration,
+) -> Woken {
     let (wake, woken) = tokio::sync::oneshot::channel();
     worker
         .waiters
         .borrow_mut()
         .insert((index, context), Waiter { direction, wake });
-    match tokio::time::timeout(worker.plan.stream_idle_timeout, woken).await {
+    match tokio::time::timeout(idle, woken).await {
         Ok(Ok(Wake::Continue(held))) => Woken::Continue(held),
         Ok(Ok(Wake::LocalReply(reply))) => Woken::Reply(reply),
         Ok(Ok(Wake::Reset)) => Woken::Reset,
@@ -275,17 +295,21 @@ async fn request_path(
     let mut paused_headers = vec![false; count];
     for (i, paused) in paused_headers.iter_mut().enumerate() {
         let Some(ctx) = contexts.ids[i] else { continue };
-        let result = worker.chain.borrow_mut().filters[i].vm.on_headers(
+        let f = contexts.filters[i];
+        let result = worker.chain.borrow_mut().filters[f].vm.on_headers(
             ctx,
             Direction::Request,
             headers,
             end_with_headers,
         );
-        headers = match settle(worker, i, ctx, result) {
+        headers = match settle(worker, f, ctx, result) {
             After::Continue(h) => h,
             After::Stop => {
                 *paused = true;
-                let held = request_woken(i, wait(worker, i, ctx, Direction::Request).await)?;
+                let held = request_woken(
+                    i,
+                    wait(worker, f, ctx, Direction::Request, contexts.idle).await,
+                )?;
                 held.headers.unwrap_or_default()
             }
             After::Reply(reply) => return Err(Stopped::Reply(i, reply)),
@@ -296,23 +320,27 @@ async fn request_path(
     let mut data = frames(body, trailers.is_some());
     for (i, paused) in paused_headers.into_iter().enumerate() {
         let Some(ctx) = contexts.ids[i] else { continue };
+        let f = contexts.filters[i];
         let input = if paused { merge(data) } else { data };
         let mut output = Vec::new();
         let mut buffering = false;
         for (chunk, end) in input {
-            let result = worker.chain.borrow_mut().filters[i].vm.on_body(
+            let result = worker.chain.borrow_mut().filters[f].vm.on_body(
                 ctx,
                 Direction::Request,
                 &chunk,
                 end,
             );
-            match settle(worker, i, ctx, result) {
+            match settle(worker, f, ctx, result) {
                 After::Continue(b) => {
                     buffering = false;
                     output.push((Bytes::from(b), end));
                 }
                 After::Stop if end => {
-                    let held = request_woken(i, wait(worker, i, ctx, Direction::Request).await)?;
+                    let held = request_woken(
+                        i,
+                        wait(worker, f, ctx, Direction::Request, contexts.idle).await,
+                    )?;
                     output.push((Bytes::from(held.body.unwrap_or_default()), true));
                 }
                 After::Stop => buffering = true,
@@ -322,15 +350,15 @@ async fn request_path(
             }
         }
         if let Some(current) = trailers.take() {
-            let result = worker.chain.borrow_mut().filters[i].vm.on_trailers(
+            let result = worker.chain.borrow_mut().filters[f].vm.on_trailers(
                 ctx,
                 Direction::Request,
                 current,
             );
-            let (next, held_body) = match settle(worker, i, ctx, result) {
+            let (next, held_body) = match settle(worker, f, ctx, result) {
                 After::Continue(t) => {
                     let held = if buffering {
-                        worker.chain.borrow_mut().filters[i]
+                        worker.chain.borrow_mut().filters[f]
                             .vm
                             .resume(ctx, Direction::Request)
                             .body
@@ -340,7 +368,10 @@ async fn request_path(
                     (t, held)
                 }
                 After::Stop => {
-                    let held = request_woken(i, wait(worker, i, ctx, Direction::Request).await)?;
+                    let held = request_woken(
+                        i,
+                        wait(worker, f, ctx, Direction::Request, contexts.idle).await,
+                    )?;
                     (held.trailers.unwrap_or_default(), held.body)
                 }
                 After::Reply(reply) => return Err(Stopped::Reply(i, reply)),
@@ -395,7 +426,7 @@ async fn response_path(
     };
     for i in (0..=from).rev() {
         let Some(ctx) = contexts.ids[i] else { continue };
-        match response_filter(worker, i, ctx, response).await {
+        match response_filter(worker, contexts.filters[i], ctx, response, contexts.idle).await {
             Ok(next) => response = next,
             Err(ResponseStop::Reset) => return Err(StreamReset("a filter reset the response")),
             Err(ResponseStop::Replace(replacement)) => response = replacement,
@@ -420,6 +451,7 @@ async fn response_filter(
     i: usize,
     ctx: u32,
     response: Response,
+    idle: Duration,
 ) -> Result<Response, ResponseStop> {
     let Response {
         headers,
@@ -446,7 +478,7 @@ async fn response_filter(
         After::Continue(h) => h,
         After::Stop => {
             paused = true;
-            woken(wait(worker, i, ctx, Direction::Response).await)?
+            woken(wait(worker, i, ctx, Direction::Response, idle).await)?
                 .headers
                 .unwrap_or_default()
         }
@@ -479,7 +511,7 @@ async fn response_filter(
                 output.push((Bytes::from(b), end));
             }
             After::Stop if end => {
-                let held = woken(wait(worker, i, ctx, Direction::Response).await)?;
+                let held = woken(wait(worker, i, ctx, Direction::Response, idle).await)?;
                 output.push((Bytes::from(held.body.unwrap_or_default()), true));
             }
             After::Stop => buffering = true,
@@ -512,7 +544,7 @@ async fn response_filter(
                     (t, held)
                 }
                 After::Stop => {
-                    let held = woken(wait(worker, i, ctx, Direction::Response).await)?;
+                    let held = woken(wait(worker, i, ctx, Direction::Response, idle).await)?;
                     (held.trailers.unwrap_or_default(), held.body)
                 }
                 _ => return Err(ResponseStop::Reset),
@@ -606,6 +638,7 @@ fn protocol_name(version: http::Version) -> &'static str {
 /// Serves one request.
 pub(crate) async fn handle(
     worker: Rc<Worker>,
+    listener: usize,
     request: http::Request<Incoming>,
     peer: SocketAddr,
     local: Option<SocketAddr>,
@@ -636,7 +669,7 @@ pub(crate) async fn handle(
         request_body_bytes: body.len() as u64,
         ..StreamInfo::default()
     };
-    let mut contexts = Contexts::open(worker.clone(), info);
+    let mut contexts = Contexts::open(worker.clone(), listener, info);
     contexts.request = headers.clone();
     let last = contexts.ids.len().checked_sub(1);
     let result = match contexts.skip_failed() {
@@ -646,7 +679,7 @@ pub(crate) async fn handle(
     let (response, from) = match result {
         Ok((request_headers, body, trailers)) => {
             contexts.request = request_headers.clone();
-            let response = upstream(&worker, request_headers, body, trailers).await;
+            let response = route(&worker, listener, request_headers, body, trailers).await;
             (response, last)
         }
         Err(Stopped::Reply(i, reply)) => (Response::local(&reply), Some(i)),
@@ -672,35 +705,51 @@ pub(crate) async fn handle(
     Ok(to_http(response))
 }
 
-/// Sends the request where the configuration says; failures become Envoy's local replies,
-/// which then run through the response path like any response.
-async fn upstream(
+/// Picks the route for the request the filters produced and sends it there; failures become
+/// Envoy's local replies, which then run through the response path like any response.
+async fn route(
     worker: &Rc<Worker>,
-    headers: HeaderMap,
+    listener: usize,
+    mut headers: HeaderMap,
     body: Bytes,
     trailers: Option<HeaderMap>,
 ) -> Response {
-    match &worker.plan.upstream {
-        UpstreamConfig::Echo => {
-            let (headers, body) = crate::echo::respond(&headers, &body);
-            Response {
-                headers,
-                body,
-                trailers: None,
-                details: None,
+    let hosts = &worker.plan.listeners[listener].virtual_hosts;
+    let Some((_, route)) = crate::routes::select(hosts, &headers) else {
+        return Response::local(&status_reply(404, "route_not_found", ""));
+    };
+    match &route.action {
+        RouteAction::DirectResponse { status, body } => Response::local(&LocalReply {
+            status: u32::from(*status),
+            details: "direct_response".into(),
+            body: body.clone(),
+            headers: Vec::new(),
+            grpc_status: None,
+        }),
+        RouteAction::Cluster {
+            cluster,
+            timeout,
+            prefix_rewrite,
+            host_rewrite,
+        } => {
+            if let (Some(rewrite), crate::routes::PathMatch::Prefix(prefix)) =
+                (prefix_rewrite, &route.matcher.path)
+                && let Some(rest) = headers
+                    .get_str(":path")
+                    .and_then(|p| p.strip_prefix(prefix.as_str()))
+            {
+                let path = format!("{rewrite}{rest}");
+                headers.replace(b":path", path.as_bytes());
             }
-        }
-        UpstreamConfig::Cluster(cluster) => {
+            if let Some(host) = host_rewrite {
+                headers.replace(b":authority", host.as_bytes());
+            }
             let request = OutRequest {
                 headers,
                 body,
                 trailers,
             };
-            match worker
-                .clusters
-                .send(cluster, request, worker.plan.route_timeout)
-                .await
-            {
+            match worker.clusters.send(cluster, request, *timeout).await {
                 Ok(response) => Response {
                     headers: response.headers,
                     body: response.body,

@@ -5,7 +5,7 @@
 
 use crate::chain::{Chain, Filter, Rebuild};
 use crate::clusters::ClusterSet;
-use crate::config::{ClusterConfig, UpstreamConfig};
+use crate::config::ClusterConfig;
 use crate::dispatch::{Event, QueueRoutes, Waiter};
 use crate::stream;
 use hyper::service::service_fn;
@@ -18,15 +18,23 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::AbortHandle;
 
+/// A listener as workers serve it: which of the worker's filters form its chain, and its
+/// route table.
+pub(crate) struct ListenerPlan {
+    pub(crate) name: String,
+    pub(crate) filters: Vec<usize>,
+    pub(crate) virtual_hosts: Vec<crate::routes::VirtualHost>,
+    pub(crate) stream_idle_timeout: Duration,
+}
+
 /// What every worker builds itself from.
 pub(crate) struct WorkerPlan {
+    /// Every filter of every listener (a listener's chain names them by index).
     pub(crate) filters: Vec<(Module, PluginConfig, VmConfig)>,
+    pub(crate) listeners: Vec<ListenerPlan>,
     pub(crate) services: Arc<Services>,
     pub(crate) limits: pwx_host::Limits,
-    pub(crate) upstream: UpstreamConfig,
     pub(crate) clusters: Vec<ClusterConfig>,
-    pub(crate) route_timeout: Option<Duration>,
-    pub(crate) stream_idle_timeout: Duration,
     pub(crate) queue_routes: Arc<QueueRoutes>,
     pub(crate) vm_states: Arc<crate::admin::VmStates>,
 }
@@ -78,7 +86,7 @@ fn build_chain(plan: &WorkerPlan) -> Result<Chain, String> {
 /// Runs a worker until `shutdown` flips; reports start-up success or failure on `ready`.
 pub(crate) fn run(
     index: usize,
-    listener: std::net::TcpListener,
+    sockets: Vec<std::net::TcpListener>,
     plan: Arc<WorkerPlan>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -117,50 +125,65 @@ pub(crate) fn run(
             worker.plugin_started(filter);
         }
         tokio::task::spawn_local(publish_states(worker.clone(), index));
-        let listener = match listener
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::TcpListener::from_std(listener))
-        {
-            Ok(listener) => listener,
-            Err(e) => {
-                let _ = ready.send(Err(format!("listening: {e}")));
-                return;
-            }
-        };
+        let mut accepting = Vec::new();
+        for (listener, socket) in sockets.into_iter().enumerate() {
+            let socket = match socket
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(socket))
+            {
+                Ok(socket) => socket,
+                Err(e) => {
+                    let _ = ready.send(Err(format!("listening: {e}")));
+                    return;
+                }
+            };
+            accepting.push(tokio::task::spawn_local(accept(
+                worker.clone(),
+                listener,
+                socket,
+            )));
+        }
         let _ = ready.send(Ok(()));
         loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                },
-                Some(event) = inbox.recv() => {
-                    worker.on_event(event);
-                    continue;
-                }
+            tokio::select! {
+                Some(event) = inbox.recv() => worker.on_event(event),
                 _ = shutdown.changed() => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let local_addr = stream.local_addr().ok();
-            let worker = worker.clone();
-            tokio::task::spawn_local(async move {
-                let service = service_fn(move |request| {
-                    stream::handle(worker.clone(), request, peer, local_addr)
-                });
-                let builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
-                if let Err(e) = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    tracing::debug!(error = %e, %peer, "connection ended with an error");
-                }
-            });
+            }
+        }
+        for task in accepting {
+            task.abort();
         }
         worker.shutdown();
     });
+}
+
+/// Accepts connections on one listener and serves them (HTTP/1.1, or h2c with prior
+/// knowledge) with that listener's chain.
+async fn accept(worker: Rc<Worker>, listener: usize, socket: tokio::net::TcpListener) {
+    loop {
+        let (stream, peer) = match socket.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let local_addr = stream.local_addr().ok();
+        let worker = worker.clone();
+        tokio::task::spawn_local(async move {
+            let service = service_fn(move |request| {
+                stream::handle(worker.clone(), listener, request, peer, local_addr)
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
 }
 
 /// Publishes this worker's VM states for the admin endpoint, once a second.

@@ -67,7 +67,7 @@ fn start(filters: Vec<FilterConfig>, workers: usize) -> Proxy {
 
 /// Sends one HTTP/1.1 request and returns (status, raw head, body).
 fn get(proxy: &Proxy, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(proxy.local_addr()).unwrap();
+    let mut stream = TcpStream::connect(proxy.local_addr().unwrap()).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -156,7 +156,7 @@ fn fail_open_bypasses_a_failed_filter_for_later_streams() {
 fn a_looping_filter_is_stopped_and_other_workers_keep_serving() {
     let proxy = start(vec![filter("misbehave", "", FailurePolicy::FailClosed)], 2);
     let looping = std::thread::spawn({
-        let addr = proxy.local_addr();
+        let addr = proxy.local_addr().unwrap();
         move || {
             let mut stream = TcpStream::connect(addr).unwrap();
             stream.write_all(b"GET / HTTP/1.1\r\nhost: t\r\nx-misbehave: loop-request_headers\r\nconnection: close\r\n\r\n").unwrap();

@@ -88,17 +88,8 @@ struct Setup {
 
 fn start(filters: Vec<FilterConfig>, workers: usize, clusters: Vec<ClusterConfig>) -> Setup {
     let log = Arc::new(MemoryLog::with_level(LogLevel::Trace));
-    let mut services = Services::new(log.clone());
-    services.clusters = Arc::new(
-        clusters
-            .iter()
-            .map(|c| c.name.clone())
-            .collect::<HashSet<_>>(),
-    );
-    let services = Arc::new(services);
-    let config = ProxyConfig {
+    let mut config = ProxyConfig {
         workers,
-        clusters,
         admin: Some("127.0.0.1:0".parse().unwrap()),
         ..ProxyConfig::new(
             "127.0.0.1:0".parse().unwrap(),
@@ -106,6 +97,16 @@ fn start(filters: Vec<FilterConfig>, workers: usize, clusters: Vec<ClusterConfig
             UpstreamConfig::Echo,
         )
     };
+    config.clusters.extend(clusters);
+    let mut services = Services::new(log.clone());
+    services.clusters = Arc::new(
+        config
+            .clusters
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<HashSet<_>>(),
+    );
+    let services = Arc::new(services);
     let proxy = Proxy::start(config, engine(), services.clone()).unwrap();
     Setup {
         proxy,
@@ -164,7 +165,7 @@ fn a_callout_pauses_the_request_and_its_response_resumes_it() {
         1,
         vec![ClusterConfig::single("auth", auth.to_string())],
     );
-    let (status, _, body) = get(setup.proxy.local_addr(), "/resource");
+    let (status, _, body) = get(setup.proxy.local_addr().unwrap(), "/resource");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"path\": \"/resource\""), "{body}");
     assert!(logged(&setup.log, r#"-> status=0 value="200""#));
@@ -186,7 +187,7 @@ fn a_callout_response_can_deny_the_request_with_a_local_reply() {
         1,
         vec![ClusterConfig::single("auth", auth.to_string())],
     );
-    let (status, _, body) = get(setup.proxy.local_addr(), "/resource");
+    let (status, _, body) = get(setup.proxy.local_addr().unwrap(), "/resource");
     assert_eq!(status, 403);
     assert_eq!(body, "denied by auth\n");
     assert!(logged(&setup.log, r#"-> status=0 value="403""#));
@@ -203,7 +204,7 @@ fn a_callout_to_a_dead_endpoint_arrives_as_envoys_503() {
         1,
         vec![ClusterConfig::single("auth", closed_port().to_string())],
     );
-    let (status, _, _) = get(setup.proxy.local_addr(), "/resource");
+    let (status, _, _) = get(setup.proxy.local_addr().unwrap(), "/resource");
     assert_eq!(status, 200);
     assert!(logged(&setup.log, r#"-> status=0 value="503""#));
     assert!(logged(
@@ -228,7 +229,7 @@ fn a_callout_past_its_timeout_arrives_as_envoys_504() {
         1,
         vec![ClusterConfig::single("auth", addr.to_string())],
     );
-    let (status, _, _) = get(setup.proxy.local_addr(), "/x");
+    let (status, _, _) = get(setup.proxy.local_addr().unwrap(), "/x");
     assert_eq!(status, 200);
     assert!(logged(&setup.log, r#"-> status=0 value="504""#));
     drop(silent);
@@ -241,7 +242,7 @@ fn an_unknown_cluster_is_refused_synchronously_with_bad_argument() {
             "headers": [[":method", "GET"], [":path", "/"], [":authority", "x"]]}],
         "on_http_call_response": []}"#;
     let setup = start(vec![filter("probe", script)], 1, Vec::new());
-    let (status, _, _) = get(setup.proxy.local_addr(), "/x");
+    let (status, _, _) = get(setup.proxy.local_addr().unwrap(), "/x");
     assert_eq!(status, 200);
     assert!(
         logged(&setup.log, "-> status=2"),
@@ -259,7 +260,7 @@ fn a_tick_resumes_a_paused_stream_and_period_zero_stops_the_timer() {
                     {"op": "set_effective_context", "context": "stream"},
                     {"op": "continue_stream", "stream": "request"}]}"#;
     let setup = start(vec![filter("probe", script)], 1, Vec::new());
-    let (status, _, _) = get(setup.proxy.local_addr(), "/tick");
+    let (status, _, _) = get(setup.proxy.local_addr().unwrap(), "/tick");
     assert_eq!(status, 200);
     std::thread::sleep(Duration::from_millis(200));
     let ticks = setup
@@ -275,7 +276,7 @@ fn a_tick_resumes_a_paused_stream_and_period_zero_stops_the_timer() {
 #[test]
 fn shared_data_cas_never_loses_an_update_and_queues_cross_workers() {
     let setup = start(vec![filter("counter", "")], 2, Vec::new());
-    let addr = setup.proxy.local_addr();
+    let addr = setup.proxy.local_addr().unwrap();
     const THREADS: usize = 8;
     const PER_THREAD: usize = 25;
     let hits: Vec<u64> = std::thread::scope(|scope| {
@@ -349,7 +350,7 @@ fn shared_data_cas_never_loses_an_update_and_queues_cross_workers() {
 #[test]
 fn http2_cleartext_requests_are_served() {
     let setup = start(vec![filter("add-header", "")], 1, Vec::new());
-    let addr = setup.proxy.local_addr();
+    let addr = setup.proxy.local_addr().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

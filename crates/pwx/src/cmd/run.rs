@@ -171,28 +171,36 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
             .unwrap_or(1)
     });
     let engine = Engine::new(&EngineConfig::default()).context("starting the wasm engine")?;
+    let mut config = ProxyConfig {
+        workers,
+        admin: Some(args.admin),
+        limits,
+        ..ProxyConfig::new(args.listen, filters, upstream)
+    };
+    config.clusters.extend(clusters);
     let mut services = Services::new(Arc::new(TracingLog {
         level: pwx_abi::LogLevel::Info,
     }));
     services.clusters = Arc::new(
-        clusters
+        config
+            .clusters
             .iter()
             .map(|c| c.name.clone())
             .collect::<std::collections::HashSet<_>>(),
     );
     let services = Arc::new(services);
-    let config = ProxyConfig {
-        workers,
-        clusters,
-        admin: Some(args.admin),
-        limits,
-        ..ProxyConfig::new(args.listen, filters, upstream)
-    };
-    let sources: Vec<String> = config.filters.iter().map(|f| f.source.clone()).collect();
+    let sources: Vec<String> = config.listeners[0]
+        .filters
+        .iter()
+        .map(|f| f.source.clone())
+        .collect();
     let proxy = Proxy::start(config, &engine, services)?;
     eprintln!(
         "pwx: listening on http://{} ({workers} workers), filters: {}, upstream: {}",
-        proxy.local_addr(),
+        proxy
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
         sources.join(" -> "),
         args.upstream
     );
