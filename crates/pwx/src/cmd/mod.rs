@@ -18,7 +18,7 @@ pub(crate) enum Command {
     /// List the modules in the local cache, with image digest, module sha256 and ABI.
     Images(images::ImagesArgs),
     /// Render Envoy and Istio configuration for a filter, or run it in the real Envoy.
-    Deploy(deploy::DeployArgs),
+    Deploy(Box<deploy::DeployArgs>),
 }
 
 pub(crate) fn execute(command: Command) -> anyhow::Result<()> {
@@ -27,6 +27,6 @@ pub(crate) fn execute(command: Command) -> anyhow::Result<()> {
         Command::Push(args) => push::execute(args),
         Command::Pull(args) => pull::execute(args),
         Command::Images(args) => images::execute(args),
-        Command::Deploy(args) => deploy::execute(args),
+        Command::Deploy(args) => deploy::execute(*args),
     }
 }
