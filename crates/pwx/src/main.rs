@@ -2,6 +2,8 @@
 
 mod cmd;
 mod module_summary;
+mod modules;
+mod progress;
 
 use clap::Parser;
 
@@ -25,8 +27,22 @@ fn main() -> std::process::ExitCode {
     match cmd::execute(cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(&error));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text the line already holds
+/// (library errors often quote their source in their own message).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }

@@ -14,11 +14,14 @@ use std::time::Duration;
 /// Arguments of `pwx run`.
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
-    /// The first filter: a .wasm file.
-    filter: PathBuf,
-    /// More filters, in request order (repeatable).
-    #[arg(long = "filter", value_name = "FILE")]
-    filters: Vec<PathBuf>,
+    /// The first filter: a .wasm file, https://…#sha256=HEX, or oci://REGISTRY/REPO:TAG.
+    filter: String,
+    /// More filters, in request order (repeatable; same forms as the first).
+    #[arg(long = "filter", value_name = "SOURCE")]
+    filters: Vec<String>,
+    /// Registry and module-cache options for URL and oci:// filters.
+    #[command(flatten)]
+    sources: crate::modules::SourceArgs,
     /// Plugin configuration of each filter, in the same order (repeatable; missing = empty).
     #[arg(long = "config", value_name = "JSON")]
     configs: Vec<String>,
@@ -126,26 +129,17 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
         _ => FailurePolicy::FailClosed,
     };
     let mut filters = Vec::new();
-    for (index, path) in std::iter::once(&args.filter)
+    let source_options = args.sources.options()?;
+    for (index, source) in std::iter::once(&args.filter)
         .chain(&args.filters)
         .enumerate()
     {
-        if path.is_dir() {
-            bail!(
-                "{}: is a directory; give the built .wasm file (building filter projects comes with `pwx build`)",
-                path.display()
-            );
-        }
-        let wasm =
-            std::fs::read(path).with_context(|| format!("reading filter {}", path.display()))?;
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| format!("filter-{index}"));
+        let module = crate::modules::resolve(source, None, &source_options)?;
+        let name = module.name();
         let configuration = args.configs.get(index).cloned().unwrap_or_default();
         filters.push(FilterConfig {
-            wasm,
-            source: path.display().to_string(),
+            wasm: module.bytes,
+            source: source.clone(),
             plugin: PluginConfig {
                 name: name.clone(),
                 root_id: String::new(),
