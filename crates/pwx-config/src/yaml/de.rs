@@ -52,10 +52,29 @@ struct NodeDeserializer<'a> {
 impl NodeDeserializer<'_> {
     /// Gives an error without a position this node's position.
     fn locate<T>(&self, result: Result<T, DeError>) -> Result<T, DeError> {
+        self.locator().locate(result)
+    }
+
+    fn locator(&self) -> Locator {
+        Locator {
+            node: self.node.location.clone(),
+            path: self.path.clone(),
+        }
+    }
+}
+
+/// A node's position, kept to stamp errors raised once the node itself was consumed.
+struct Locator {
+    node: crate::error::Location,
+    path: Path,
+}
+
+impl Locator {
+    fn locate<T>(&self, result: Result<T, DeError>) -> Result<T, DeError> {
         result.map_err(|mut error| {
             if error.origin.is_none() {
                 error.origin = Some(Origin {
-                    location: self.node.location.clone(),
+                    location: self.node.clone(),
                     path: self.path.to_string(),
                 });
             }
@@ -232,7 +251,13 @@ impl<'de> de::MapAccess<'de> for Entries<'_> {
         seed: V,
     ) -> Result<V::Value, DeError> {
         match self.value.take() {
-            Some((node, path)) => seed.deserialize(NodeDeserializer { node, path }),
+            // `locate` also catches errors a type raises after reading the node (a duration
+            // that does not parse), which no inner node saw.
+            Some((node, path)) => {
+                let value = NodeDeserializer { node, path };
+                let location = value.locator();
+                location.locate(seed.deserialize(value))
+            }
             None => Err(de::Error::custom("a value was read before its key")),
         }
     }
@@ -251,12 +276,14 @@ impl<'de> de::SeqAccess<'de> for Items<'_> {
         seed: T,
     ) -> Result<Option<T::Value>, DeError> {
         match self.items.next() {
-            Some((index, node)) => seed
-                .deserialize(NodeDeserializer {
+            Some((index, node)) => {
+                let item = NodeDeserializer {
                     node,
                     path: self.path.index(index),
-                })
-                .map(Some),
+                };
+                let location = item.locator();
+                location.locate(seed.deserialize(item)).map(Some)
+            }
             None => Ok(None),
         }
     }
