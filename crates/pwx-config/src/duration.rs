@@ -6,7 +6,9 @@ use std::time::Duration;
 /// Parses pwx's spelling: a non-negative number and a unit (`ms`, `s`, `m`, `h`), or `0`.
 pub(crate) fn parse_pwx(text: &str) -> Result<Duration, String> {
     let bad = || {
-        format!("invalid duration `{text}`: write a number and a unit (ms, s, m or h), e.g. 250ms, 5s, 1m")
+        format!(
+            "invalid duration `{text}`: write a number and a unit (ms, s, m or h), e.g. 250ms, 5s, 1m"
+        )
     };
     let t = text.trim();
     if t == "0" {

@@ -82,8 +82,9 @@ pub struct Loaded {
 pub fn load(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
     let path = path.as_ref();
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::file(name.as_str(), format!("cannot read the configuration: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::file(name.as_str(), format!("cannot read the configuration: {e}"))
+    })?;
     parse_str(&text, &name)
 }
 

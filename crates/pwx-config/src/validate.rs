@@ -3,9 +3,7 @@
 //! whichever format the file was in; errors point into the file through the `SourceMap`.
 
 use crate::error::ConfigError;
-use crate::model::{
-    Config, Discovery, HttpFilter, ListenerKind, RouteAction, WasmPlugin,
-};
+use crate::model::{Config, Discovery, HttpFilter, ListenerKind, RouteAction, WasmPlugin};
 use crate::source_map::SourceMap;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -37,7 +35,10 @@ pub fn validate(config: &Config, sources: &SourceMap) -> Result<(), ConfigError>
         if cluster.connect_timeout.is_zero() {
             return Err(ConfigError::at(
                 at(&model),
-                format!("cluster `{}`: connect_timeout must be greater than 0", cluster.name),
+                format!(
+                    "cluster `{}`: connect_timeout must be greater than 0",
+                    cluster.name
+                ),
             ));
         }
         match cluster.discovery {
@@ -73,13 +74,15 @@ pub fn validate(config: &Config, sources: &SourceMap) -> Result<(), ConfigError>
             Ok(())
         } else {
             let known: Vec<&str> = config.clusters.iter().map(|c| c.name.as_str()).collect();
-            Err(ConfigError::at(at(model_path), format!("unknown cluster `{name}`")).with_hint(
-                if known.is_empty() {
-                    "no clusters are defined: add one under clusters".to_owned()
-                } else {
-                    format!("defined clusters: {}", known.join(", "))
-                },
-            ))
+            Err(
+                ConfigError::at(at(model_path), format!("unknown cluster `{name}`")).with_hint(
+                    if known.is_empty() {
+                        "no clusters are defined: add one under clusters".to_owned()
+                    } else {
+                        format!("defined clusters: {}", known.join(", "))
+                    },
+                ),
+            )
         }
     };
 
@@ -124,7 +127,10 @@ pub fn validate(config: &Config, sources: &SourceMap) -> Result<(), ConfigError>
                         if domains.insert(domain, v).is_some() {
                             return Err(ConfigError::at(
                                 at(&format!("{vh_model}.domains[{d}]")),
-                                format!("domain `{domain}` appears in more than one virtual host of listener `{}`", listener.name),
+                                format!(
+                                    "domain `{domain}` appears in more than one virtual host of listener `{}`",
+                                    listener.name
+                                ),
                             ));
                         }
                     }
@@ -154,7 +160,10 @@ pub fn validate(config: &Config, sources: &SourceMap) -> Result<(), ConfigError>
                 if !matches!(http.http_filters.last(), Some(HttpFilter::Router(_))) {
                     return Err(ConfigError::at(
                         at(&model),
-                        format!("listener `{}`: the last HTTP filter must be the router", listener.name),
+                        format!(
+                            "listener `{}`: the last HTTP filter must be the router",
+                            listener.name
+                        ),
                     ));
                 }
             }

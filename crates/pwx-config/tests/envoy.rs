@@ -163,7 +163,10 @@ fn tutorial_bootstrap_reads_unchanged() {
             body: b"ok\n".to_vec()
         }
     );
-    assert_eq!(local.routes[0].matcher.path, PathMatch::Path("/healthz".into()));
+    assert_eq!(
+        local.routes[0].matcher.path,
+        PathMatch::Path("/healthz".into())
+    );
     let RouteAction::Cluster(web) = &local.routes[1].action else {
         panic!("expected a cluster route")
     };
@@ -176,12 +179,18 @@ fn tutorial_bootstrap_reads_unchanged() {
         filter.configuration,
         b"{\"header\": \"x-hello\", \"value\": \"world\"}\n"
     );
-    assert_eq!(filter.failure_policy, FailurePolicy::FailOpen, "fail_open: true");
+    assert_eq!(
+        filter.failure_policy,
+        FailurePolicy::FailOpen,
+        "fail_open: true"
+    );
     assert_eq!(filter.vm.configuration, b"hello", "BytesValue is base64");
     assert_eq!(filter.vm.environment, [("MODE".into(), "tutorial".into())]);
     assert_eq!(filter.vm.host_env_keys, ["HOME"]);
     assert_eq!(
-        filter.vm.resolved_environment(|k| (k == "HOME").then(|| "/root".to_owned())),
+        filter
+            .vm
+            .resolved_environment(|k| (k == "HOME").then(|| "/root".to_owned())),
         [
             ("HOME".to_owned(), "/root".to_owned()),
             ("MODE".to_owned(), "tutorial".to_owned())
@@ -220,7 +229,11 @@ fn tutorial_bootstrap_reads_unchanged() {
         .get("listeners[0].virtual_hosts[1].routes[1].cluster")
         .unwrap();
     assert_eq!((origin.location.line, origin.location.column), (69, 38));
-    assert!(origin.path.ends_with("virtual_hosts[1].routes[1].route.cluster"));
+    assert!(
+        origin
+            .path
+            .ends_with("virtual_hosts[1].routes[1].route.cluster")
+    );
 }
 
 #[test]
@@ -265,7 +278,10 @@ static_resources:
         }
     );
     assert_eq!(tcp.network_filters[0].vm.runtime, WasmRuntime::Default);
-    assert_eq!(loaded.config.clusters[0].endpoints[0].port, 5432, "quoted port");
+    assert_eq!(
+        loaded.config.clusters[0].endpoints[0].port, 5432,
+        "quoted port"
+    );
 }
 
 #[test]

@@ -59,7 +59,11 @@ fn wasm_filter(runtime: &str) -> String {
 
 #[test]
 fn envoy_bootstrap_used_by_these_tests_is_valid() {
-    let text = envoy("", &format!("{}\n{ROUTER}", wasm_filter("envoy.wasm.runtime.v8")), "backend");
+    let text = envoy(
+        "",
+        &format!("{}\n{ROUTER}", wasm_filter("envoy.wasm.runtime.v8")),
+        "backend",
+    );
     parse_str(&text, "envoy.yaml").unwrap();
 }
 
@@ -106,7 +110,10 @@ fn envoy_bad_duration() {
 
 #[test]
 fn envoy_bad_address() {
-    let text = envoy("", ROUTER, "backend").replace("address: 127.0.0.1, port_value: 10000", "address: localhost, port_value: 10000");
+    let text = envoy("", ROUTER, "backend").replace(
+        "address: 127.0.0.1, port_value: 10000",
+        "address: localhost, port_value: 10000",
+    );
     assert_eq!(
         error(&text, "envoy.yaml"),
         "envoy.yaml:4:41: static_resources.listeners[0].address.socket_address.address: `localhost` is not an IP address\n  \
@@ -116,7 +123,11 @@ fn envoy_bad_address() {
 
 #[test]
 fn envoy_router_not_last() {
-    let text = envoy("", &format!("{ROUTER}\n{}", wasm_filter("envoy.wasm.runtime.v8")), "backend");
+    let text = envoy(
+        "",
+        &format!("{ROUTER}\n{}", wasm_filter("envoy.wasm.runtime.v8")),
+        "backend",
+    );
     assert_eq!(
         error(&text, "envoy.yaml"),
         "envoy.yaml:20:13: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[1]: `envoy.filters.http.wasm` follows envoy.filters.http.router, which must be the last HTTP filter\n  \
@@ -136,7 +147,11 @@ fn envoy_no_router() {
 
 #[test]
 fn envoy_null_runtime() {
-    let text = envoy("", &format!("{}\n{ROUTER}", wasm_filter("envoy.wasm.runtime.null")), "backend");
+    let text = envoy(
+        "",
+        &format!("{}\n{ROUTER}", wasm_filter("envoy.wasm.runtime.null")),
+        "backend",
+    );
     assert_eq!(
         error(&text, "envoy.yaml"),
         "envoy.yaml:24:28: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.config.vm_config.runtime: pwx cannot run null-VM plugins: `envoy.wasm.runtime.null` means native code compiled into Envoy\n  \
@@ -150,12 +165,20 @@ fn envoy_struct_configuration_is_refused_with_the_reason() {
         "                name: f\n",
         "                name: f\n                configuration: {\"@type\": type.googleapis.com/google.protobuf.Struct, value: {a: 1}}\n",
     );
-    let message = error(&envoy("", &format!("{filters}\n{ROUTER}"), "backend"), "envoy.yaml");
+    let message = error(
+        &envoy("", &format!("{filters}\n{ROUTER}"), "backend"),
+        "envoy.yaml",
+    );
     assert!(
         message.contains("config.configuration.@type: unsupported @type `type.googleapis.com/google.protobuf.Struct`"),
         "{message}"
     );
-    assert!(message.contains("Envoy passes other types, google.protobuf.Struct included, as serialized protobuf"), "{message}");
+    assert!(
+        message.contains(
+            "Envoy passes other types, google.protobuf.Struct included, as serialized protobuf"
+        ),
+        "{message}"
+    );
 }
 
 #[test]
@@ -164,9 +187,14 @@ fn envoy_fail_open_and_failure_policy_conflict() {
         "                name: f\n",
         "                name: f\n                fail_open: true\n                failure_policy: FAIL_RELOAD\n",
     );
-    let message = error(&envoy("", &format!("{filters}\n{ROUTER}"), "backend"), "envoy.yaml");
+    let message = error(
+        &envoy("", &format!("{filters}\n{ROUTER}"), "backend"),
+        "envoy.yaml",
+    );
     assert!(
-        message.contains("typed_config.config: only one of `fail_open` or `failure_policy` can be set"),
+        message.contains(
+            "typed_config.config: only one of `fail_open` or `failure_policy` can be set"
+        ),
         "{message}"
     );
 }
@@ -186,7 +214,10 @@ fn pwx_file_used_by_these_tests_is_valid() {
 #[test]
 fn pwx_unknown_field() {
     assert_eq!(
-        error(&pwx("    use_remote_address: true\n", "{cluster: backend}"), "pwx.yaml"),
+        error(
+            &pwx("    use_remote_address: true\n", "{cluster: backend}"),
+            "pwx.yaml"
+        ),
         "pwx.yaml:4:5: listeners[0].use_remote_address: unknown field `use_remote_address`, expected one of `name`, `address`, `codec`, `routes`, `virtual_hosts`, `filters`, `tcp_proxy`, `per_connection_buffer_limit_bytes`, `stream_idle_timeout`, `request_timeout`, `http1_enable_trailers`, `suppress_envoy_headers`\n  \
          hint: see docs/config.md for the pwx YAML format (`pwx schema` prints its JSON Schema)"
     );
@@ -203,7 +234,10 @@ fn pwx_route_to_missing_cluster() {
 #[test]
 fn pwx_bad_duration() {
     assert_eq!(
-        error(&pwx("", "{cluster: backend, timeout: 5 seconds}"), "pwx.yaml"),
+        error(
+            &pwx("", "{cluster: backend, timeout: 5 seconds}"),
+            "pwx.yaml"
+        ),
         "pwx.yaml:5:37: listeners[0].routes[0].timeout: invalid duration `5 seconds`: write a number and a unit (ms, s, m or h), e.g. 250ms, 5s, 1m"
     );
 }
@@ -253,8 +287,8 @@ fn pwx_bad_enum_value() {
 
 #[test]
 fn duplicate_names_point_at_both() {
-    let text = pwx("", "{cluster: backend}")
-        + "  - name: backend\n    endpoints: [127.0.0.1:8081]\n";
+    let text =
+        pwx("", "{cluster: backend}") + "  - name: backend\n    endpoints: [127.0.0.1:8081]\n";
     assert_eq!(
         error(&text, "pwx.yaml"),
         "pwx.yaml:9:11: clusters[1].name: duplicate cluster name `backend` (first defined at pwx.yaml:7:11)"
@@ -305,7 +339,10 @@ fn yaml_syntax_error() {
 #[test]
 fn duplicate_keys() {
     assert_eq!(
-        error("admin: {address: 127.0.0.1:9901}\nadmin: {address: 127.0.0.1:9902}\n", "dup.yaml"),
+        error(
+            "admin: {address: 127.0.0.1:9901}\nadmin: {address: 127.0.0.1:9902}\n",
+            "dup.yaml"
+        ),
         "dup.yaml:2:1: duplicate key `admin`"
     );
 }
@@ -315,7 +352,10 @@ fn unreadable_file() {
     let missing = std::env::temp_dir().join("pwx-config-no-such-file.yaml");
     let message = pwx_config::load(&missing).unwrap_err().to_string();
     assert!(
-        message.starts_with(&format!("{}: cannot read the configuration:", missing.display())),
+        message.starts_with(&format!(
+            "{}: cannot read the configuration:",
+            missing.display()
+        )),
         "{message}"
     );
 }

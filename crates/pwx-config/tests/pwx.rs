@@ -13,7 +13,9 @@ fn data(name: &str) -> PathBuf {
 }
 
 fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 #[test]
@@ -129,8 +131,7 @@ fn every_feature() {
     assert_eq!(auth.root_id, "auth_root");
     assert_eq!(auth.vm.vm_id, "shared");
     assert_eq!(
-        auth.configuration,
-        br#"{"users":["alice","bob"],"strict":true,"limit":1.5}"#,
+        auth.configuration, br#"{"users":["alice","bob"],"strict":true,"limit":1.5}"#,
         "mappings become JSON in file order"
     );
     assert_eq!(auth.vm.configuration, b"plain text");
@@ -171,7 +172,10 @@ fn every_feature() {
         panic!("expected TCP")
     };
     assert_eq!(tcp.cluster, "static");
-    assert_eq!(tcp.network_filters[0].vm.code, CodeSource::File("/abs/net.wasm".into()));
+    assert_eq!(
+        tcp.network_filters[0].vm.code,
+        CodeSource::File("/abs/net.wasm".into())
+    );
 
     let dns = config.cluster("dns").unwrap();
     assert_eq!(dns.discovery, Discovery::StrictDns, "host names imply DNS");
@@ -186,7 +190,11 @@ fn every_feature() {
         Some((data("certs/c.pem"), data("certs/k.pem")))
     );
     let fixed = config.cluster("static").unwrap();
-    assert_eq!(fixed.discovery, Discovery::Static, "IP addresses imply static");
+    assert_eq!(
+        fixed.discovery,
+        Discovery::Static,
+        "IP addresses imply static"
+    );
     assert_eq!(fixed.endpoints[0].host, "::1");
     assert_eq!(fixed.connect_timeout, Duration::from_secs(60));
     assert!(fixed.http1_enable_trailers);
@@ -199,6 +207,12 @@ fn every_feature() {
     assert_eq!(config.wasm_services[0].plugin.configuration, b"every 1s");
     assert!(config.wasm_services[1].singleton, "singleton by default");
 
-    let origin = loaded.sources.get("listeners[0].virtual_hosts[0].routes[0].cluster").unwrap();
-    assert_eq!(origin.to_string(), format!("{}:23:18: listeners[0].routes[0].cluster", path.display()));
+    let origin = loaded
+        .sources
+        .get("listeners[0].virtual_hosts[0].routes[0].cluster")
+        .unwrap();
+    assert_eq!(
+        origin.to_string(),
+        format!("{}:23:18: listeners[0].routes[0].cluster", path.display())
+    );
 }

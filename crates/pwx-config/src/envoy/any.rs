@@ -11,12 +11,13 @@ const STRING_VALUE: &str = "google.protobuf.StringValue";
 const BYTES_VALUE: &str = "google.protobuf.BytesValue";
 
 /// The message name in `@type` (the part after the last `/`), checked against `supported`.
-pub(crate) fn type_of(obj: &Obj<'_>, supported: &[&'static str]) -> Result<&'static str, ConfigError> {
+pub(crate) fn type_of(
+    obj: &Obj<'_>,
+    supported: &[&'static str],
+) -> Result<&'static str, ConfigError> {
     let (node, path) = obj.get("@type").ok_or_else(|| {
-        ConfigError::at(obj.origin(), "missing `@type`").with_hint(format!(
-            "pwx supports here: {}",
-            list_types(supported)
-        ))
+        ConfigError::at(obj.origin(), "missing `@type`")
+            .with_hint(format!("pwx supports here: {}", list_types(supported)))
     })?;
     let url = string(node, &path)?;
     let name = url.rsplit('/').next().unwrap_or_default();
@@ -25,11 +26,8 @@ pub(crate) fn type_of(obj: &Obj<'_>, supported: &[&'static str]) -> Result<&'sta
         .copied()
         .find(|s| *s == name)
         .ok_or_else(|| {
-            ConfigError::at(
-                origin(node, &path),
-                format!("unsupported @type `{url}`"),
-            )
-            .with_hint(format!("pwx supports here: {}", list_types(supported)))
+            ConfigError::at(origin(node, &path), format!("unsupported @type `{url}`"))
+                .with_hint(format!("pwx supports here: {}", list_types(supported)))
         })
 }
 
@@ -64,8 +62,11 @@ pub(crate) fn configuration_bytes(
         return Ok(Vec::new());
     };
     decode_base64(&string(value, &value_path)?).ok_or_else(|| {
-        ConfigError::at(origin(value, &value_path), "BytesValue `value` is not base64")
-            .with_hint("write the bytes base64-encoded, or use google.protobuf.StringValue for text")
+        ConfigError::at(
+            origin(value, &value_path),
+            "BytesValue `value` is not base64",
+        )
+        .with_hint("write the bytes base64-encoded, or use google.protobuf.StringValue for text")
     })
 }
 

@@ -11,7 +11,6 @@ use crate::yaml::{Node, Path};
 const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 const UPSTREAM_TLS: &str = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
 
-
 pub(crate) fn cluster(
     ctx: &mut Ctx,
     node: &Node,
@@ -73,7 +72,8 @@ pub(crate) fn cluster(
     let endpoints = match obj.get("load_assignment") {
         Some((n, p)) => load_assignment(ctx, n, &p, &model)?,
         None => {
-            ctx.sources.insert(format!("{model}.endpoints"), obj.origin());
+            ctx.sources
+                .insert(format!("{model}.endpoints"), obj.origin());
             Vec::new()
         }
     };
@@ -118,7 +118,8 @@ fn load_assignment(
             "in a static load assignment it only repeats the cluster's name",
         )],
     )?;
-    ctx.sources.insert(format!("{model}.endpoints"), obj.origin());
+    ctx.sources
+        .insert(format!("{model}.endpoints"), obj.origin());
     let mut endpoints = Vec::new();
     for (n, p) in obj.list("endpoints")? {
         let locality = ctx.object(n, &p, &["lb_endpoints"], &[])?;
@@ -135,9 +136,11 @@ fn load_assignment(
             let (n, p) = address.require("socket_address")?;
             let socket = ctx.object(n, &p, &["address", "port_value", "protocol"], &[])?;
             check_tcp(&socket)?;
-            let port = socket.uint("port_value", u64::from(u16::MAX))?.ok_or_else(|| {
-                ConfigError::at(socket.origin(), "missing required field `port_value`")
-            })?;
+            let port = socket
+                .uint("port_value", u64::from(u16::MAX))?
+                .ok_or_else(|| {
+                    ConfigError::at(socket.origin(), "missing required field `port_value`")
+                })?;
             endpoints.push(Endpoint {
                 host: socket.require_string("address")?,
                 port: port as u16,
@@ -183,7 +186,12 @@ fn protocol(ctx: &mut Ctx, obj: &Obj<'_>) -> Result<(UpstreamProtocol, bool), Co
     let (n, p) = http.require("explicit_http_config").map_err(|e| {
         e.with_hint("pwx supports explicit_http_config (use_downstream_protocol_config and auto_config are not supported)")
     })?;
-    let explicit = ctx.object(n, &p, &["http_protocol_options", "http2_protocol_options"], &[])?;
+    let explicit = ctx.object(
+        n,
+        &p,
+        &["http_protocol_options", "http2_protocol_options"],
+        &[],
+    )?;
     match explicit.one_of(&["http_protocol_options", "http2_protocol_options"])? {
         Some("http2_protocol_options") => {
             let (n, p) = explicit.require("http2_protocol_options")?;
@@ -198,11 +206,10 @@ fn protocol(ctx: &mut Ctx, obj: &Obj<'_>) -> Result<(UpstreamProtocol, bool), Co
                 http1.bool("enable_trailers")?.unwrap_or(false),
             ))
         }
-        None => Err(ConfigError::at(
-            explicit.origin(),
-            "explicit_http_config names no protocol",
-        )
-        .with_hint("add `http_protocol_options: {}` or `http2_protocol_options: {}`")),
+        None => Err(
+            ConfigError::at(explicit.origin(), "explicit_http_config names no protocol")
+                .with_hint("add `http_protocol_options: {}` or `http2_protocol_options: {}`"),
+        ),
     }
 }
 
@@ -211,7 +218,10 @@ fn transport_socket(ctx: &mut Ctx, node: &Node, path: &Path) -> Result<UpstreamT
         node,
         path,
         &["typed_config"],
-        &[("name", "the @type of typed_config selects the transport socket")],
+        &[(
+            "name",
+            "the @type of typed_config selects the transport socket",
+        )],
     )?;
     let (n, p) = socket.require("typed_config")?;
     type_of(&Obj::typed(n, &p)?, &[UPSTREAM_TLS])?;

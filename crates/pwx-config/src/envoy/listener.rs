@@ -1,11 +1,11 @@
 //! Envoy listeners: the address, one filter chain, and in it either an
 //! `http_connection_manager` or Wasm network filters + `tcp_proxy`.
 
+use crate::envoy::address;
 use crate::envoy::any::type_of;
 use crate::envoy::reader::{Ctx, Obj, origin};
 use crate::envoy::route::route_config;
 use crate::envoy::wasm::plugin_config;
-use crate::envoy::address;
 use crate::error::ConfigError;
 use crate::model::{
     Codec, HttpFilter, HttpListener, Listener, ListenerKind, Router, TcpListener, WasmPlugin,
@@ -13,13 +13,13 @@ use crate::model::{
 use crate::yaml::{Node, Path};
 use std::time::Duration;
 
-const HCM: &str = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const HCM: &str =
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const TCP_PROXY: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 const NETWORK_WASM: &str = "envoy.extensions.filters.network.wasm.v3.Wasm";
 const HTTP_WASM: &str = "envoy.extensions.filters.http.wasm.v3.Wasm";
 const ROUTER: &str = "envoy.extensions.filters.http.router.v3.Router";
 const ROUTER_NAME: &str = "envoy.filters.http.router";
-
 
 pub(crate) fn listener(
     ctx: &mut Ctx,
@@ -31,7 +31,12 @@ pub(crate) fn listener(
     let obj = ctx.object(
         node,
         path,
-        &["name", "address", "filter_chains", "per_connection_buffer_limit_bytes"],
+        &[
+            "name",
+            "address",
+            "filter_chains",
+            "per_connection_buffer_limit_bytes",
+        ],
         &[
             ("stat_prefix", "pwx keeps no Envoy statistics"),
             ("traffic_direction", "it only labels statistics and tracing"),
@@ -42,19 +47,25 @@ pub(crate) fn listener(
         ],
     )?;
     ctx.sources.insert(model.clone(), obj.origin());
-    let name = obj.string("name")?.unwrap_or_else(|| format!("listener_{index}"));
+    let name = obj
+        .string("name")?
+        .unwrap_or_else(|| format!("listener_{index}"));
     if let Some((n, p)) = obj.get("name") {
         ctx.sources.insert(format!("{model}.name"), origin(n, &p));
     }
     let (address_node, address_path) = obj.require("address")?;
-    ctx.sources
-        .insert(format!("{model}.address"), origin(address_node, &address_path));
+    ctx.sources.insert(
+        format!("{model}.address"),
+        origin(address_node, &address_path),
+    );
     let address = address(ctx, address_node, &address_path)?;
 
     let chains = obj.list("filter_chains")?;
     let Some((chain_node, chain_path)) = chains.first() else {
-        return Err(ConfigError::at(obj.origin(), "the listener has no filter_chains")
-            .with_hint("add one filter chain with an http_connection_manager"));
+        return Err(
+            ConfigError::at(obj.origin(), "the listener has no filter_chains")
+                .with_hint("add one filter chain with an http_connection_manager"),
+        );
     };
     if let Some((extra, extra_path)) = chains.get(1) {
         return Err(ConfigError::at(
@@ -67,12 +78,17 @@ pub(crate) fn listener(
         chain_node,
         chain_path,
         &["filters"],
-        &[("name", "only names the chain for filter_chain_matcher, which pwx does not support")],
+        &[(
+            "name",
+            "only names the chain for filter_chain_matcher, which pwx does not support",
+        )],
     )?;
     let filters = chain.list("filters")?;
     if filters.is_empty() {
-        return Err(ConfigError::at(chain.origin(), "the filter chain has no filters")
-            .with_hint("add an envoy.filters.network.http_connection_manager"));
+        return Err(
+            ConfigError::at(chain.origin(), "the filter chain has no filters")
+                .with_hint("add an envoy.filters.network.http_connection_manager"),
+        );
     }
     let kind = network_filters(ctx, &filters, &model)?;
     Ok(Listener {
@@ -126,8 +142,10 @@ fn network_filters(
                 let (cluster_node, cluster_path) = tcp.require("cluster").map_err(|e| {
                     e.with_hint("pwx supports tcp_proxy to one `cluster` (no weighted_clusters)")
                 })?;
-                ctx.sources
-                    .insert(format!("{model}.cluster"), origin(cluster_node, &cluster_path));
+                ctx.sources.insert(
+                    format!("{model}.cluster"),
+                    origin(cluster_node, &cluster_path),
+                );
                 return Ok(ListenerKind::Tcp(TcpListener {
                     network_filters: wasm,
                     cluster: tcp.require_string("cluster")?,
@@ -228,7 +246,8 @@ fn http_filters(
     let mut out = Vec::new();
     if filters.is_empty() {
         // Envoy 1.40 accepts an empty list and runs the router alone.
-        ctx.sources.insert(format!("{model}.http_filters[0]"), hcm.clone());
+        ctx.sources
+            .insert(format!("{model}.http_filters[0]"), hcm.clone());
         return Ok(vec![HttpFilter::Router(Router::default())]);
     }
     for (i, (node, path)) in filters.iter().enumerate() {
@@ -239,7 +258,9 @@ fn http_filters(
         if let Some(HttpFilter::Router(_)) = out.last() {
             return Err(ConfigError::at(
                 filter.origin(),
-                format!("`{name}` follows envoy.filters.http.router, which must be the last HTTP filter"),
+                format!(
+                    "`{name}` follows envoy.filters.http.router, which must be the last HTTP filter"
+                ),
             )
             .with_hint("move the router to the end of http_filters"));
         }
@@ -252,7 +273,12 @@ fn http_filters(
         let typed = Obj::typed(typed_node, &typed_path)?;
         match type_of(&typed, &[HTTP_WASM, ROUTER])? {
             ROUTER => {
-                let router = ctx.object(typed_node, &typed_path, &["@type", "suppress_envoy_headers"], &[])?;
+                let router = ctx.object(
+                    typed_node,
+                    &typed_path,
+                    &["@type", "suppress_envoy_headers"],
+                    &[],
+                )?;
                 out.push(HttpFilter::Router(Router {
                     suppress_envoy_headers: router.bool("suppress_envoy_headers")?.unwrap_or(false),
                 }));

@@ -74,7 +74,9 @@ pub(crate) fn decode(ctx: &mut Ctx, root: &Node) -> Result<Config, ConfigError> 
         }
     }
     for (i, (n, p)) in obj.list("bootstrap_extensions")?.into_iter().enumerate() {
-        config.wasm_services.push(bootstrap_extension(ctx, n, &p, i)?);
+        config
+            .wasm_services
+            .push(bootstrap_extension(ctx, n, &p, i)?);
     }
     Ok(config)
 }
@@ -119,12 +121,7 @@ pub(crate) fn socket_address(
     node: &Node,
     path: &Path,
 ) -> Result<SocketAddr, ConfigError> {
-    let socket = ctx.object(
-        node,
-        path,
-        &["address", "port_value", "protocol"],
-        &[],
-    )?;
+    let socket = ctx.object(node, path, &["address", "port_value", "protocol"], &[])?;
     cluster::check_tcp(&socket)?;
     let (n, p) = socket.require("address")?;
     let text = string(n, &p)?;

@@ -10,7 +10,6 @@ use crate::model::{
 use crate::yaml::{Node, Path};
 use std::time::Duration;
 
-
 pub(crate) fn route_config(
     ctx: &mut Ctx,
     node: &Node,
@@ -21,7 +20,10 @@ pub(crate) fn route_config(
         node,
         path,
         &["virtual_hosts"],
-        &[("name", "a route configuration name only matters to RDS, which pwx does not use")],
+        &[(
+            "name",
+            "a route configuration name only matters to RDS, which pwx does not use",
+        )],
     )?;
     let mut hosts = Vec::new();
     for (v, (node, path)) in obj.list("virtual_hosts")?.into_iter().enumerate() {
@@ -46,8 +48,10 @@ fn virtual_host(
         domains.push(string(n, &p)?);
     }
     if domains.is_empty() {
-        return Err(ConfigError::at(obj.origin(), "the virtual host has no domains")
-            .with_hint("add `domains: [\"*\"]` to match every host"));
+        return Err(
+            ConfigError::at(obj.origin(), "the virtual host has no domains")
+                .with_hint("add `domains: [\"*\"]` to match every host"),
+        );
     }
     let mut routes = Vec::new();
     for (r, (n, p)) in obj.list("routes")?.into_iter().enumerate() {
@@ -61,7 +65,12 @@ fn virtual_host(
 }
 
 fn route(ctx: &mut Ctx, node: &Node, path: &Path, model: &str) -> Result<Route, ConfigError> {
-    let obj = ctx.object(node, path, &["name", "match", "route", "direct_response"], &[])?;
+    let obj = ctx.object(
+        node,
+        path,
+        &["name", "match", "route", "direct_response"],
+        &[],
+    )?;
     ctx.sources.insert(model.to_owned(), obj.origin());
     let (match_node, match_path) = obj.require("match")?;
     let matcher = route_match(ctx, match_node, &match_path)?;
@@ -87,13 +96,21 @@ fn route(ctx: &mut Ctx, node: &Node, path: &Path, model: &str) -> Result<Route, 
 }
 
 fn route_match(ctx: &mut Ctx, node: &Node, path: &Path) -> Result<RouteMatch, ConfigError> {
-    let obj = ctx.object(node, path, &["prefix", "path", "headers", "case_sensitive"], &[])?;
+    let obj = ctx.object(
+        node,
+        path,
+        &["prefix", "path", "headers", "case_sensitive"],
+        &[],
+    )?;
     let path_match = match obj.one_of(&["prefix", "path"])? {
         Some("prefix") => PathMatch::Prefix(obj.require_string("prefix")?),
         Some(_) => PathMatch::Path(obj.require_string("path")?),
         None => {
-            return Err(ConfigError::at(obj.origin(), "the route match has no path condition")
-                .with_hint("pwx supports `prefix` and `path`; use `prefix: /` to match everything"));
+            return Err(
+                ConfigError::at(obj.origin(), "the route match has no path condition").with_hint(
+                    "pwx supports `prefix` and `path`; use `prefix: /` to match everything",
+                ),
+            );
         }
     };
     let mut headers = Vec::new();
@@ -128,7 +145,12 @@ fn header_matcher(ctx: &mut Ctx, node: &Node, path: &Path) -> Result<HeaderMatch
         Some("present_match") => HeaderMatch::Present(obj.bool("present_match")?.unwrap_or(true)),
         Some(_) => {
             let (n, p) = obj.require("string_match")?;
-            let sm = ctx.object(n, &p, &["exact", "prefix", "suffix", "contains", "ignore_case"], &[])?;
+            let sm = ctx.object(
+                n,
+                &p,
+                &["exact", "prefix", "suffix", "contains", "ignore_case"],
+                &[],
+            )?;
             ignore_case = sm.bool("ignore_case")?.unwrap_or(false);
             match sm.one_of(&["exact", "prefix", "suffix", "contains"])? {
                 Some("exact") => HeaderMatch::Exact(sm.require_string("exact")?),
@@ -136,8 +158,10 @@ fn header_matcher(ctx: &mut Ctx, node: &Node, path: &Path) -> Result<HeaderMatch
                 Some("suffix") => HeaderMatch::Suffix(sm.require_string("suffix")?),
                 Some(_) => HeaderMatch::Contains(sm.require_string("contains")?),
                 None => {
-                    return Err(ConfigError::at(sm.origin(), "string_match has no condition")
-                        .with_hint("pwx supports exact, prefix, suffix and contains"));
+                    return Err(
+                        ConfigError::at(sm.origin(), "string_match has no condition")
+                            .with_hint("pwx supports exact, prefix, suffix and contains"),
+                    );
                 }
             }
         }
@@ -161,14 +185,21 @@ fn cluster_route(
     let obj = ctx.object(
         node,
         path,
-        &["cluster", "timeout", "prefix_rewrite", "host_rewrite_literal"],
+        &[
+            "cluster",
+            "timeout",
+            "prefix_rewrite",
+            "host_rewrite_literal",
+        ],
         &[],
     )?;
     let (cluster_node, cluster_path) = obj.require("cluster").map_err(|e| {
         e.with_hint("pwx routes to one named `cluster` (no cluster_header or weighted_clusters)")
     })?;
-    ctx.sources
-        .insert(format!("{model}.cluster"), origin(cluster_node, &cluster_path));
+    ctx.sources.insert(
+        format!("{model}.cluster"),
+        origin(cluster_node, &cluster_path),
+    );
     let timeout = match obj.duration("timeout")? {
         None => Some(crate::defaults::ROUTE_TIMEOUT),
         Some(Duration::ZERO) => None,
@@ -193,8 +224,9 @@ fn direct_response(ctx: &mut Ctx, node: &Node, path: &Path) -> Result<RouteActio
                 Some("inline_string") => body.require_string("inline_string")?.into_bytes(),
                 Some(_) => {
                     let (n, p) = body.require("inline_bytes")?;
-                    decode_base64(&string(n, &p)?)
-                        .ok_or_else(|| ConfigError::at(origin(n, &p), "inline_bytes is not base64"))?
+                    decode_base64(&string(n, &p)?).ok_or_else(|| {
+                        ConfigError::at(origin(n, &p), "inline_bytes is not base64")
+                    })?
                 }
                 None => Vec::new(),
             }

@@ -8,7 +8,6 @@ use crate::yaml::{Kind, Node, Path};
 use pwx_abi::FailurePolicy;
 use std::time::Duration;
 
-
 /// Decodes a `PluginConfig` at `path`; `model_path` is where the plugin sits in the model.
 pub(crate) fn plugin_config(
     ctx: &mut Ctx,
@@ -35,12 +34,14 @@ pub(crate) fn plugin_config(
         Some((n, p)) => configuration_bytes(ctx, n, &p)?,
         None => Vec::new(),
     };
-    let (vm_node, vm_path) = obj.require("vm_config").map_err(|e| {
-        e.with_hint("pwx needs the module: add vm_config with runtime and code")
-    })?;
+    let (vm_node, vm_path) = obj
+        .require("vm_config")
+        .map_err(|e| e.with_hint("pwx needs the module: add vm_config with runtime and code"))?;
     let vm = vm_config(ctx, vm_node, &vm_path)?;
-    ctx.sources
-        .insert(format!("{model_path}.vm.environment"), origin(vm_node, &vm_path));
+    ctx.sources.insert(
+        format!("{model_path}.vm.environment"),
+        origin(vm_node, &vm_path),
+    );
     Ok(WasmPlugin {
         name: obj.string_or_empty("name")?,
         root_id: obj.string_or_empty("root_id")?,
@@ -63,7 +64,7 @@ fn failure_policy(obj: &Obj<'_>) -> Result<FailurePolicy, ConfigError> {
             FailurePolicy::ALL
                 .iter()
                 .copied()
-                .find(|p| p.name() == text || (p.clone() as u32).to_string() == text)
+                .find(|p| p.name() == text || (*p as u32).to_string() == text)
                 .ok_or_else(|| {
                     ConfigError::at(
                         origin(node, &path),
@@ -104,7 +105,9 @@ fn reload_backoff(ctx: &mut Ctx, obj: &Obj<'_>) -> Result<Duration, ConfigError>
             "Envoy 1.40's FAIL_RELOAD uses only base_interval",
         )],
     )?;
-    let base = backoff.duration("base_interval")?.unwrap_or(crate::defaults::RELOAD_BACKOFF);
+    let base = backoff
+        .duration("base_interval")?
+        .unwrap_or(crate::defaults::RELOAD_BACKOFF);
     if base < Duration::from_millis(1) {
         return Err(ConfigError::at(
             backoff.origin(),
@@ -138,17 +141,17 @@ fn vm_config(ctx: &mut Ctx, node: &Node, path: &Path) -> Result<WasmVm, ConfigEr
         Some((n, p)) => configuration_bytes(ctx, n, &p)?,
         None => Vec::new(),
     };
-    let (environment, host_env_keys) = match obj.get("environment_variables") {
+    let variables = match obj.get("environment_variables") {
         Some((n, p)) => environment(ctx, n, &p)?,
-        None => (Vec::new(), Vec::new()),
+        None => EnvironmentVariables::default(),
     };
     Ok(WasmVm {
         vm_id: obj.string_or_empty("vm_id")?,
         runtime,
         code,
         configuration,
-        environment,
-        host_env_keys,
+        environment: variables.key_values,
+        host_env_keys: variables.host_env_keys,
         allow_precompiled: obj.bool("allow_precompiled")?.unwrap_or(false),
         nack_on_code_cache_miss: obj.bool("nack_on_code_cache_miss")?.unwrap_or(false),
     })
@@ -200,22 +203,24 @@ fn code_source(ctx: &mut Ctx, node: &Node, path: &Path) -> Result<CodeSource, Co
                 Some("inline_bytes") => {
                     let (n, p) = local.require("inline_bytes")?;
                     let text = crate::envoy::reader::string(n, &p)?;
-                    decode_base64(&text).map(CodeSource::Inline).ok_or_else(|| {
-                        ConfigError::at(origin(n, &p), "inline_bytes is not base64")
-                    })
+                    decode_base64(&text)
+                        .map(CodeSource::Inline)
+                        .ok_or_else(|| ConfigError::at(origin(n, &p), "inline_bytes is not base64"))
                 }
                 Some(_) => Ok(CodeSource::Inline(
                     local.require_string("inline_string")?.into_bytes(),
                 )),
-                None => Err(ConfigError::at(
-                    local.origin(),
-                    "the local data source is empty",
-                )
-                .with_hint("set filename (inline_bytes and inline_string also work)")),
+                None => Err(
+                    ConfigError::at(local.origin(), "the local data source is empty")
+                        .with_hint("set filename (inline_bytes and inline_string also work)"),
+                ),
             }
         }
         Some(_) => remote(ctx, &obj),
-        None => Err(ConfigError::at(obj.origin(), "code has neither `local` nor `remote`")),
+        None => Err(ConfigError::at(
+            obj.origin(),
+            "code has neither `local` nor `remote`",
+        )),
     }
 }
 
@@ -248,12 +253,19 @@ fn remote(ctx: &mut Ctx, code: &Obj<'_>) -> Result<CodeSource, ConfigError> {
     })
 }
 
-/// `environment_variables`: explicit pairs in file order, and host keys.
+/// Envoy's `EnvironmentVariables`.
+#[derive(Default)]
+struct EnvironmentVariables {
+    /// Explicit pairs, in file order.
+    key_values: Vec<(String, String)>,
+    host_env_keys: Vec<String>,
+}
+
 fn environment(
     ctx: &mut Ctx,
     node: &Node,
     path: &Path,
-) -> Result<(Vec<(String, String)>, Vec<String>), ConfigError> {
+) -> Result<EnvironmentVariables, ConfigError> {
     let obj = ctx.object(node, path, &["host_env_keys", "key_values"], &[])?;
     let mut host_keys = Vec::new();
     for (n, p) in obj.list("host_env_keys")? {
@@ -262,7 +274,11 @@ fn environment(
     let mut pairs = Vec::new();
     if let Some((n, p)) = obj.get("key_values") {
         let Kind::Mapping(entries) = &n.kind else {
-            return Err(crate::envoy::reader::type_error(n, &p, "a mapping of names to values"));
+            return Err(crate::envoy::reader::type_error(
+                n,
+                &p,
+                "a mapping of names to values",
+            ));
         };
         for (key, value) in entries {
             let name = key.key_text().unwrap_or_default().to_owned();
@@ -270,5 +286,8 @@ fn environment(
             pairs.push((name, value));
         }
     }
-    Ok((pairs, host_keys))
+    Ok(EnvironmentVariables {
+        key_values: pairs,
+        host_env_keys: host_keys,
+    })
 }

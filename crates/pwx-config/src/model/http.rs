@@ -132,6 +132,8 @@ pub struct ClusterRoute {
 }
 
 /// One HTTP filter.
+// Built once per load and read in place: boxing the plugin would only add an indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum HttpFilter {
     /// A proxy-wasm plugin (`envoy.filters.http.wasm`).

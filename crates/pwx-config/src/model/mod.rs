@@ -6,7 +6,9 @@ mod cluster;
 mod http;
 mod wasm;
 
-pub use cluster::{Cluster, Discovery, DnsLookupFamily, Endpoint, LbPolicy, UpstreamProtocol, UpstreamTls};
+pub use cluster::{
+    Cluster, Discovery, DnsLookupFamily, Endpoint, LbPolicy, UpstreamProtocol, UpstreamTls,
+};
 pub use http::{
     ClusterRoute, Codec, HeaderMatch, HeaderMatcher, HttpFilter, HttpListener, PathMatch, Route,
     RouteAction, RouteMatch, Router, VirtualHost,

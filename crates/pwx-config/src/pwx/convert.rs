@@ -5,11 +5,10 @@
 use crate::envoy::reader::Ctx;
 use crate::error::{ConfigError, Origin};
 use crate::model::{
-    Admin, Cluster, ClusterRoute, Codec, CodeSource, Config, Discovery, DnsLookupFamily,
-    Endpoint, HeaderMatch, HeaderMatcher, HttpFilter, HttpListener, LbPolicy, Listener,
-    ListenerKind, Node as NodeIdentity, PathMatch, Route, RouteAction, RouteMatch, Router,
-    TcpListener, UpstreamProtocol, UpstreamTls, VirtualHost, WasmPlugin, WasmRuntime,
-    WasmService, WasmVm,
+    Admin, Cluster, ClusterRoute, CodeSource, Codec, Config, Discovery, DnsLookupFamily, Endpoint,
+    HeaderMatch, HeaderMatcher, HttpFilter, HttpListener, LbPolicy, Listener, ListenerKind,
+    Node as NodeIdentity, PathMatch, Route, RouteAction, RouteMatch, Router, TcpListener,
+    UpstreamProtocol, UpstreamTls, VirtualHost, WasmPlugin, WasmRuntime, WasmService, WasmVm,
 };
 use crate::pwx::file::*;
 use crate::yaml::{Node, Path};
@@ -22,7 +21,9 @@ use crate::defaults;
 pub(crate) fn convert(ctx: &mut Ctx, root: &Node, file: PwxFile) -> Result<Config, ConfigError> {
     let at = |path: &Path| root.origin_of(path);
     let mut config = Config {
-        admin: file.admin.map(|a| Admin { address: a.address.0 }),
+        admin: file.admin.map(|a| Admin {
+            address: a.address.0,
+        }),
         node: file
             .node
             .map(|n| NodeIdentity {
@@ -34,13 +35,16 @@ pub(crate) fn convert(ctx: &mut Ctx, root: &Node, file: PwxFile) -> Result<Confi
     };
     for (i, listener) in file.listeners.into_iter().enumerate() {
         let path = Path::root().key("listeners").index(i);
-        config.listeners.push(convert_listener(ctx, root, &path, i, listener)?);
+        config
+            .listeners
+            .push(convert_listener(ctx, root, &path, i, listener)?);
     }
     for (i, cluster) in file.clusters.into_iter().enumerate() {
         let path = Path::root().key("clusters").index(i);
         let model = format!("clusters[{i}]");
         ctx.sources.insert(model.clone(), at(&path));
-        ctx.sources.insert(format!("{model}.name"), at(&path.key("name")));
+        ctx.sources
+            .insert(format!("{model}.name"), at(&path.key("name")));
         ctx.sources
             .insert(format!("{model}.endpoints"), at(&path.key("endpoints")));
         for e in 0..cluster.endpoints.len() {
@@ -49,7 +53,9 @@ pub(crate) fn convert(ctx: &mut Ctx, root: &Node, file: PwxFile) -> Result<Confi
                 at(&path.key("endpoints").index(e)),
             );
         }
-        config.clusters.push(convert_cluster(ctx, root, &path, cluster)?);
+        config
+            .clusters
+            .push(convert_cluster(ctx, root, &path, cluster)?);
     }
     for (i, service) in file.services.into_iter().enumerate() {
         let path = Path::root().key("services").index(i);
@@ -87,7 +93,8 @@ fn convert_listener(
     let at = |path: &Path| root.origin_of(path);
     let model = format!("listeners[{index}]");
     ctx.sources.insert(model.clone(), at(path));
-    ctx.sources.insert(format!("{model}.name"), at(&path.key("name")));
+    ctx.sources
+        .insert(format!("{model}.name"), at(&path.key("name")));
     ctx.sources
         .insert(format!("{model}.address"), at(&path.key("address")));
 
@@ -101,7 +108,13 @@ fn convert_listener(
         };
         let filter_model = format!("{model}.{kind}[{f}]");
         ctx.sources.insert(filter_model.clone(), at(&filter_path));
-        filters.push(convert_plugin(ctx, root, &filter_path, &filter_model, filter)?);
+        filters.push(convert_plugin(
+            ctx,
+            root,
+            &filter_path,
+            &filter_model,
+            filter,
+        )?);
     }
 
     let kind = if let Some(tcp) = listener.tcp_proxy {
@@ -175,8 +188,11 @@ fn convert_listener(
                 out
             }
             (None, None) => {
-                return Err(ConfigError::at(at(path), "the listener has no routes")
-                    .with_hint("add `routes:` (or `virtual_hosts:`, or `tcp_proxy:` for a TCP listener)"));
+                return Err(
+                    ConfigError::at(at(path), "the listener has no routes").with_hint(
+                        "add `routes:` (or `virtual_hosts:`, or `tcp_proxy:` for a TCP listener)",
+                    ),
+                );
             }
         };
         let mut http_filters: Vec<HttpFilter> = filters.into_iter().map(HttpFilter::Wasm).collect();
@@ -195,7 +211,10 @@ fn convert_listener(
                 None => Some(defaults::STREAM_IDLE_TIMEOUT),
                 Some(d) => Some(d.0).filter(|d| !d.is_zero()),
             },
-            request_timeout: listener.request_timeout.map(|d| d.0).filter(|d| !d.is_zero()),
+            request_timeout: listener
+                .request_timeout
+                .map(|d| d.0)
+                .filter(|d| !d.is_zero()),
             http1_enable_trailers: listener.http1_enable_trailers,
         })
     };
@@ -240,14 +259,19 @@ fn convert_routes(
                     if root.find(&route_path.key(field)).is_some() {
                         return Err(ConfigError::at(
                             at(&route_path.key(field)),
-                            format!("`{field}` applies to cluster routes, not to a direct_response"),
+                            format!(
+                                "`{field}` applies to cluster routes, not to a direct_response"
+                            ),
                         ));
                     }
                 }
                 if !(100..=599).contains(&direct.status) {
                     return Err(ConfigError::at(
                         at(&route_path.key("direct_response").key("status")),
-                        format!("{} is not an HTTP status: expected 100 to 599", direct.status),
+                        format!(
+                            "{} is not an HTTP status: expected 100 to 599",
+                            direct.status
+                        ),
                     ));
                 }
                 RouteAction::DirectResponse {
@@ -336,10 +360,16 @@ fn convert_plugin(
     model: &str,
     plugin: PluginFile,
 ) -> Result<WasmPlugin, ConfigError> {
-    ctx.sources.insert(format!("{model}.vm.environment"), root.origin_of(&path.key("environment")));
+    ctx.sources.insert(
+        format!("{model}.vm.environment"),
+        root.origin_of(&path.key("environment")),
+    );
     let module_origin = root.origin_of(&path.key("module"));
     let code = module_source(ctx, &plugin.module, module_origin)?;
-    if plugin.reload_backoff.is_some_and(|d| d.0 < Duration::from_millis(1)) {
+    if plugin
+        .reload_backoff
+        .is_some_and(|d| d.0 < Duration::from_millis(1))
+    {
         return Err(ConfigError::at(
             root.origin_of(&path.key("reload_backoff")),
             "reload_backoff must be at least 1ms",
@@ -354,7 +384,9 @@ fn convert_plugin(
             Some(FailurePolicyName::FailOpen) => FailurePolicy::FailOpen,
             Some(FailurePolicyName::FailReload) => FailurePolicy::FailReload,
         },
-        reload_backoff: plugin.reload_backoff.map_or(defaults::RELOAD_BACKOFF, |d| d.0),
+        reload_backoff: plugin
+            .reload_backoff
+            .map_or(defaults::RELOAD_BACKOFF, |d| d.0),
         allow_on_headers_stop_iteration: plugin.allow_on_headers_stop_iteration,
         vm: WasmVm {
             vm_id: plugin.vm_id,
@@ -387,8 +419,11 @@ fn module_source(ctx: &Ctx, module: &str, origin: Origin) -> Result<CodeSource, 
             let (uri, fragment) = module.split_once('#').unwrap_or((module, ""));
             let sha256 = fragment.strip_prefix("sha256=").unwrap_or_default();
             if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(ConfigError::at(origin, "a module URL needs the module's sha256")
-                    .with_hint("append #sha256=<64 hex digits> (`sha256sum filter.wasm` prints it)"));
+                return Err(
+                    ConfigError::at(origin, "a module URL needs the module's sha256").with_hint(
+                        "append #sha256=<64 hex digits> (`sha256sum filter.wasm` prints it)",
+                    ),
+                );
             }
             Ok(CodeSource::Remote {
                 uri: uri.to_owned(),
@@ -397,8 +432,10 @@ fn module_source(ctx: &Ctx, module: &str, origin: Origin) -> Result<CodeSource, 
                 timeout: None,
             })
         }
-        other => Err(ConfigError::at(origin, format!("unsupported module source `{other}://`"))
-            .with_hint("use a path, https://…#sha256=…, or oci://…")),
+        other => Err(
+            ConfigError::at(origin, format!("unsupported module source `{other}://`"))
+                .with_hint("use a path, https://…#sha256=…, or oci://…"),
+        ),
     }
 }
 
@@ -450,7 +487,9 @@ fn convert_cluster(
         dns_refresh_rate: cluster
             .dns_refresh_rate
             .map_or(defaults::DNS_REFRESH_RATE, |d| d.0),
-        connect_timeout: cluster.connect_timeout.map_or(defaults::CONNECT_TIMEOUT, |d| d.0),
+        connect_timeout: cluster
+            .connect_timeout
+            .map_or(defaults::CONNECT_TIMEOUT, |d| d.0),
         protocol: match cluster.protocol {
             ProtocolName::Http1 => UpstreamProtocol::Http1,
             ProtocolName::Http2 => UpstreamProtocol::Http2,

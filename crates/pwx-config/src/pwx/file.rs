@@ -284,6 +284,8 @@ fn yes() -> bool {
 }
 
 /// Failure policies.
+// The names are Envoy's FAIL_* values, spelled as the YAML spells them.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum FailurePolicyName {

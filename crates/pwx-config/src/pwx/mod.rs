@@ -15,7 +15,9 @@ pub(crate) fn decode(ctx: &mut Ctx, root: &Node) -> Result<Config, ConfigError> 
     let file: file::PwxFile = de::from_node(root, Path::root()).map_err(|e| {
         let error = e.into_config_error(root);
         if error.message.starts_with("unknown field") {
-            error.with_hint("see docs/config.md for the pwx YAML format (`pwx schema` prints its JSON Schema)")
+            error.with_hint(
+                "see docs/config.md for the pwx YAML format (`pwx schema` prints its JSON Schema)",
+            )
         } else {
             error
         }

@@ -31,8 +31,10 @@ impl JsonSchema for DurationText {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "description": "A duration: a number and a unit (ms, s, m, h), e.g. 250ms, 5s, 1.5m; or 0.",
-            "type": "string",
-            "pattern": "^(0|[0-9]+(\\.[0-9]+)?(ms|s|m|h))$"
+            "anyOf": [
+                {"type": "string", "pattern": "^(0|[0-9]+(\\.[0-9]+)?(ms|s|m|h))$"},
+                {"const": 0}
+            ]
         })
     }
 }
@@ -157,7 +159,11 @@ impl<'de> Visitor<'de> for JsonText {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<String, E> {
-        Ok(if self.top { String::new() } else { "null".into() })
+        Ok(if self.top {
+            String::new()
+        } else {
+            "null".into()
+        })
     }
 
     fn visit_none<E: de::Error>(self) -> Result<String, E> {
@@ -285,7 +291,10 @@ mod tests {
                 port: 80
             })
         );
-        assert_eq!(parse_endpoint("[::1]:8080").map(|e| e.host), Some("::1".into()));
+        assert_eq!(
+            parse_endpoint("[::1]:8080").map(|e| e.host),
+            Some("::1".into())
+        );
         assert_eq!(parse_endpoint("backend"), None);
         assert_eq!(parse_endpoint("a b:80"), None);
         assert_eq!(parse_endpoint("host:99999"), None);
