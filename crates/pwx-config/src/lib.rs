@@ -38,6 +38,7 @@
 //! duplicate names and addresses, the router's place, endpoints a cluster type can use) runs on
 //! the model and reports through it, for both formats alike.
 
+mod context;
 mod defaults;
 mod duration;
 mod envoy;
@@ -117,7 +118,7 @@ fn parse(text: &str, file_name: &str, format: Option<Format>) -> Result<Loaded, 
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
         .map(Path::to_path_buf);
-    let mut ctx = envoy::reader::Ctx {
+    let mut ctx = context::Ctx {
         warnings: Vec::new(),
         sources: SourceMap::default(),
         base_dir,

@@ -2,33 +2,16 @@
 //! supports there and the list it accepts but ignores (each with its reason, returned as a
 //! warning). Anything else is an error naming the field, its path and position.
 
+pub(crate) use crate::context::Ctx;
 use crate::duration;
 use crate::error::{ConfigError, Origin, Warning};
-use crate::source_map::SourceMap;
 use crate::yaml::{Kind, Node, Path, Resolved};
-use std::path::{Path as FsPath, PathBuf};
 use std::time::Duration;
 
 /// Where the hint for unsupported fields sends people.
 pub(crate) const SUPPORTED_FIELDS_DOC: &str = "docs/config.md";
 
-/// State shared by the whole decode: warnings, origins, the file's directory.
-pub(crate) struct Ctx {
-    pub warnings: Vec<Warning>,
-    pub sources: SourceMap,
-    pub base_dir: Option<PathBuf>,
-}
-
 impl Ctx {
-    /// Resolves a file named in the configuration against the configuration's directory.
-    pub fn resolve_path(&self, name: &str) -> PathBuf {
-        let path = FsPath::new(name);
-        match &self.base_dir {
-            Some(dir) if path.is_relative() => dir.join(path),
-            _ => path.to_path_buf(),
-        }
-    }
-
     /// Opens `node` (at `path`) as an object with the given fields. `ignored` pairs a field
     /// with the reason pwx does not act on it.
     pub fn object<'a>(

@@ -2,7 +2,7 @@
 //! the checks serde cannot express (one path condition, `cluster` xor `direct_response`…),
 //! each reported at the value's position (found again in the tree by its path).
 
-use crate::envoy::reader::Ctx;
+use crate::context::Ctx;
 use crate::error::{ConfigError, Origin};
 use crate::model::{
     Admin, Cluster, ClusterRoute, CodeSource, Codec, Config, Discovery, DnsLookupFamily, Endpoint,

@@ -5,7 +5,7 @@ mod convert;
 pub(crate) mod file;
 mod values;
 
-use crate::envoy::reader::Ctx;
+use crate::context::Ctx;
 use crate::error::ConfigError;
 use crate::model::Config;
 use crate::yaml::{Node, Path, de};
