@@ -224,6 +224,27 @@ fn tutorial_bootstrap_reads_unchanged() {
         })
     );
 
+    let ignored: Vec<&str> = loaded
+        .warnings
+        .iter()
+        .map(|w| w.origin.path.rsplit('.').next().unwrap())
+        .collect();
+    assert_eq!(
+        ignored,
+        [
+            "stat_prefix",
+            "access_log",
+            "name",
+            "cluster_name",
+            "cluster_name",
+            "cluster_name",
+            "name",
+            "name"
+        ],
+        "{:#?}",
+        loaded.warnings
+    );
+
     let origin = loaded
         .sources
         .get("listeners[0].virtual_hosts[1].routes[1].cluster")
