@@ -6,6 +6,7 @@ mod images;
 mod pull;
 mod push;
 mod run;
+mod schema;
 
 /// Every subcommand.
 #[derive(clap::Subcommand)]
@@ -22,6 +23,8 @@ pub(crate) enum Command {
     Images(images::ImagesArgs),
     /// Render Envoy and Istio configuration for a filter, or run it in the real Envoy.
     Deploy(Box<deploy::DeployArgs>),
+    /// Print the JSON Schema of pwx's YAML configuration format.
+    Schema(schema::SchemaArgs),
 }
 
 pub(crate) fn execute(command: Command) -> anyhow::Result<()> {
@@ -32,5 +35,6 @@ pub(crate) fn execute(command: Command) -> anyhow::Result<()> {
         Command::Pull(args) => pull::execute(args),
         Command::Images(args) => images::execute(args),
         Command::Deploy(args) => deploy::execute(*args),
+        Command::Schema(args) => schema::execute(args),
     }
 }
