@@ -10,6 +10,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -60,6 +61,8 @@ def parse_args():
     p.add_argument("--only", choices=["envoy", "pwx"], help="run the direct baseline and this proxy only")
     p.add_argument("--envoy", help="Envoy binary (default: .venv/bin/envoy, else bench/.venv, installed on demand)")
     p.add_argument("--skip-build", action="store_true", help="use what is already built in the target directory")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the work directory (logs, configurations) even when every scenario passed")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"),
                    help="directory for <timestamp>.json and .md (default bench/results)")
     args = p.parse_args()
@@ -241,8 +244,8 @@ class Bench:
         return steps
 
     def run(self):
-        self.upstream, self.upstream_port = proxies.start_upstream(
-            self.paths["upstream"], self.load_cpus, self.workroot)
+        self.upstream = proxies.Upstream(self.paths["upstream"], self.load_cpus)
+        self.upstream_port = self.upstream.port
         try:
             for proxy, label, filters, workers in self.plan():
                 self.deployment(proxy, label, filters, workers)
@@ -296,8 +299,14 @@ def main():
     (out / f"{stamp}.json").write_text(json.dumps(doc, indent=1))
     (out / f"{stamp}.md").write_text(markdown)
     print(markdown)
-    log(f"wrote {out / (stamp + '.json')} and .md (work files in {bench.workroot})")
     failed = [r for r in bench.results if r.get("status") != "ok"]
+    failed += [c for c in bench.cold_starts if c["error"]]
+    if failed or args.keep:
+        log(f"wrote {out / (stamp + '.json')} and .md; logs and configurations kept in {bench.workroot}")
+    else:
+        # Compile caches and logs of every start: nothing to look at when all went well.
+        shutil.rmtree(bench.workroot, ignore_errors=True)
+        log(f"wrote {out / (stamp + '.json')} and .md")
     return 1 if failed else 0
 
 

@@ -133,30 +133,28 @@ class Process:
         self.log.close()
 
 
-def start_upstream(binary, cpus, workdir, threads=1):
-    """bench-upstream on a free port; returns (process, port)."""
-    cmd = pinned([binary, "--listen", "127.0.0.1:0", "--threads", str(threads)], cpus)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline().strip()
-    if not line.startswith("listening on "):
-        proc.kill()
-        raise ProxyError(f"bench-upstream did not start: {line or 'no output'}")
-    port = int(line.rsplit(":", 1)[1])
+class Upstream:
+    """bench-upstream on a free port, pinned to `cpus`; `port` is the port it bound."""
 
-    class Upstream:
-        pid = proc.pid
+    def __init__(self, binary, cpus, threads=1):
+        cmd = pinned([binary, "--listen", "127.0.0.1:0", "--threads", str(threads)], cpus)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, text=True)
+        self.pid = self.proc.pid
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            self.stop()
+            raise ProxyError(f"bench-upstream did not start: {line or 'no output'}")
+        self.port = int(line.rsplit(":", 1)[1])
 
-        @staticmethod
-        def stop():
-            proc.terminate()
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
             try:
-                proc.wait(timeout=5)
+                self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-
-    return Upstream, port
+                self.proc.kill()
+                self.proc.wait(timeout=5)
 
 
 # --- Envoy -------------------------------------------------------------------------------------
