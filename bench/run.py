@@ -90,6 +90,7 @@ class Bench:
         self.paths = paths
         self.envoy = envoy
         self.single_cpus, self.multi_cpus, self.load_cpus = pinning()
+        self.load_cpu_list = [int(self.load_cpus)] if self.load_cpus else []
         self.results = []
         self.cold_starts = []
         self.workroot = Path(tempfile.mkdtemp(prefix="pwx-bench-"))
@@ -140,15 +141,18 @@ class Bench:
             for c in self.args.connections:
                 self.results.append({**base, "connections": c, "status": "failed", "error": str(e)})
             return
+        cpus = self.cpus_for(workers) if proxy != "direct" else self.load_cpus
+        cpu_list = [int(x) for x in cpus.split(",")] if cpus else None
         try:
             for c in self.args.connections:
                 self.results.append({**base, "connections": c, "cold_start_ms": cold_ms,
-                                     **self.measure(title, process, port, c)})
+                                     **self.measure(title, process, port, c, cpu_list)})
         finally:
             if process:
                 process.stop()
 
-    def measure(self, title, process, port, c):
+    def measure(self, title, process, port, c, cpus):
+        """One warm-up and one measured wrk run. `cpus`: the proxy's CPUs (the load's for direct)."""
         url = f"http://127.0.0.1:{port}/"
         pid = process.pid if process else None
         try:
@@ -157,7 +161,11 @@ class Bench:
             wrk.run(url, c, self.args.warmup, self.load_cpus)
             before = procstat.cpu_seconds(pid) if pid else None
             up_before = procstat.cpu_seconds(self.upstream.pid)
+            wrk_before = procstat.children_cpu_seconds()
+            busy_before = procstat.busy_seconds(cpus) if cpus else None
             run = wrk.run(url, c, self.args.duration, self.load_cpus)
+            busy_after = procstat.busy_seconds(cpus) if cpus else None
+            wrk_after = procstat.children_cpu_seconds()
             if process and not process.alive():
                 raise process.died()
             after = procstat.cpu_seconds(pid) if pid else None
@@ -172,6 +180,18 @@ class Bench:
         out["cpu_us_per_req"] = (after - before) * 1e6 / requests if pid and requests else None
         out["upstream_cpu_us_per_req"] = (up_after - up_before) * 1e6 / requests if requests else None
         out["rss_kib"], out["hwm_kib"] = rss, hwm
+        wall = run["seconds"]
+        proxy_s = (after - before) if pid else 0.0
+        out["proxy_core_use"] = proxy_s / wall if pid else None
+        if cpus:
+            # Everything else that ran on the proxy's CPUs meanwhile: other processes on the
+            # machine, plus wrk and the upstream where they share a CPU with the proxy.
+            ours = proxy_s
+            if set(cpus) & set(self.load_cpu_list):
+                ours += (up_after - up_before) + (wrk_after - wrk_before)
+            out["others_core_use"] = max(0.0, (busy_after - busy_before) - ours) / wall
+        else:
+            out["others_core_use"] = None
         errors = sum(run["socket_errors"].values())
         if run["non_2xx"] or errors or not requests:
             out["status"] = "failed"

@@ -1,6 +1,7 @@
 """CPU time and memory of a process, read from /proc."""
 
 import os
+import resource
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
@@ -27,3 +28,24 @@ def memory_kib(pid):
     if len(out) != 2:
         raise RuntimeError(f"/proc/{pid}/status has no VmRSS/VmHWM (did the process exit?)")
     return out["VmRSS"], out["VmHWM"]
+
+
+def busy_seconds(cpus):
+    """Time the given CPUs spent on anything but idle and iowait (all processes, the kernel,
+    interrupts), from /proc/stat, in seconds. `cpus` is a list of CPU numbers."""
+    wanted = {f"cpu{c}" for c in cpus}
+    total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *values = line.split()
+            if name in wanted:
+                # user nice system idle iowait irq softirq steal [guest guest_nice, already in user]
+                v = [int(x) for x in values[:8]]
+                total += v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+    return total / _TICKS_PER_S
+
+
+def children_cpu_seconds():
+    """utime + stime of every child this process has waited for (wrk runs), in seconds."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -116,6 +116,10 @@ def _fmt(v, digits=2):
     return str(v)
 
 
+def _pct(v):
+    return "—" if v is None else f"{v * 100:.0f}"
+
+
 def markdown(doc):
     env = doc["environment"]
     pin = env["pinning"]
@@ -129,13 +133,16 @@ def markdown(doc):
         f"wrk -t1, {env['duration_s']:g} s measured after {env['warmup_s']:g} s warm-up. Pinning: proxy with 1 "
         f"worker on CPU {pin['proxy_1_worker']}, with more workers on CPUs {pin['proxy_more_workers']}; "
         f"wrk and the upstream on CPU {pin['wrk_and_upstream']}.",
+        "proxy core % = the proxy's CPU time over the run's wall time (100 = one core); others % = what "
+        "everything else used of the proxy's CPUs meanwhile (other work on the machine, and wrk + upstream "
+        "where they share a CPU with the proxy; for direct: what else ran on the load CPU).",
         "pwx 'no filter' = "
         + ("`pwx run` without a filter." if env["no_filter_mode"] == "empty" else
            "the pass-through module bench/filters/passthrough (pwx run needs at least one filter)."),
         "",
-        "| proxy | filters | workers | proxy CPUs | c | rps | p50 µs | p99 µs | CPU µs/req | RSS MiB | HWM MiB "
-        "| first 200 ms | non-2xx | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| proxy | filters | workers | proxy CPUs | c | rps | p50 µs | p99 µs | CPU µs/req | proxy core % "
+        "| others % | RSS MiB | HWM MiB | first 200 ms | non-2xx | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["results"]:
         ok = r.get("status") == "ok"
@@ -144,6 +151,7 @@ def markdown(doc):
             r["proxy_cpus"] or "—", str(r["connections"]),
             _fmt(r.get("rps"), 0), _fmt(r.get("p50_us"), 0), _fmt(r.get("p99_us"), 0),
             _fmt(r.get("cpu_us_per_req"), 1),
+            _pct(r.get("proxy_core_use")), _pct(r.get("others_core_use")),
             _fmt(r["rss_kib"] / 1024, 1) if r.get("rss_kib") else "—",
             _fmt(r["hwm_kib"] / 1024, 1) if r.get("hwm_kib") else "—",
             _fmt(r.get("cold_start_ms"), 0), _fmt(r.get("non_2xx")),
