@@ -65,6 +65,8 @@ def parse_args():
                    help="keep the work directory (logs, configurations) even when every scenario passed")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"),
                    help="directory for <timestamp>.json and .md (default bench/results)")
+    p.add_argument("--report", metavar="JSON",
+                   help="only re-render the markdown (stdout) from an earlier run's JSON file")
     args = p.parse_args()
     if args.quick:
         args.duration, args.warmup, args.cold_starts = 2.0, 1.0, 1
@@ -276,8 +278,23 @@ class Bench:
             self.upstream.stop()
 
 
+def rerender(path):
+    """The markdown of an earlier run, with the ratios recomputed from its results."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        doc["targets"] = report.targets(doc)
+        doc["chain_fits"] = report.chain_fits(doc)
+        print(report.markdown(doc))
+    except (OSError, ValueError, KeyError) as e:
+        print(f"bench: error: {path}: not a results file of bench/run.py ({e!r})", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main():
     args = parse_args()
+    if args.report:
+        return rerender(args.report)
     started = datetime.datetime.now(datetime.timezone.utc)
     try:
         tools.ensure_wrk()

@@ -40,7 +40,9 @@ def targets(doc):
     for c in sorted({r["connections"] for r in doc["results"]}):
         pa, ea = _find(doc, "pwx", "add-header×1", w, c), _find(doc, "envoy", "add-header×1", w, c)
         add(f"rps pwx/Envoy, add-header, 1 worker, c={c}",
-            _ratio(pa and pa["rps"], ea and ea["rps"]), 2.0, ">=", "throughput ratio")
+            _ratio(pa and pa["rps"], ea and ea["rps"]), 2.0, ">=",
+            "requests per CPU-second, pwx/Envoy (= Envoy's CPU µs/req ÷ pwx's): "
+            + _fmt(_ratio(ea and ea["cpu_us_per_req"], pa and pa["cpu_us_per_req"])))
         add(f"p99 pwx/Envoy, add-header, 1 worker, c={c}",
             _ratio(pa and pa["p99_us"], ea and ea["p99_us"]), 0.5, "<=", "p99 latency ratio")
     for c in sorted({r["connections"] for r in doc["results"]}):
