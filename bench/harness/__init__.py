@@ -1,0 +1,1 @@
+"""The load harness behind bench/run.py: tools, proxies, measurements and the report."""
