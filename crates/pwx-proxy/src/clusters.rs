@@ -146,12 +146,14 @@ impl ClusterSet {
     }
 
     /// Sends a whole request to `cluster` (round robin over its endpoints) and reads the whole
-    /// response, within `timeout`.
+    /// response, within `timeout`; `service_time` adds Envoy's `x-envoy-upstream-service-time`
+    /// to the response.
     pub(crate) async fn send(
         &self,
         cluster: &str,
         request: OutRequest,
         timeout: Option<Duration>,
+        service_time: bool,
     ) -> Result<InResponse, UpstreamFailure> {
         let Some(cluster) = self.by_name.get(cluster) else {
             return Err(UpstreamFailure::NoHealthyUpstream);
@@ -194,10 +196,12 @@ impl ClusterSet {
                     headers.add(name.as_str().as_bytes(), value.as_bytes());
                 }
             }
-            headers.add(
-                b"x-envoy-upstream-service-time",
-                started.elapsed().as_millis().to_string().as_bytes(),
-            );
+            if service_time {
+                headers.add(
+                    b"x-envoy-upstream-service-time",
+                    started.elapsed().as_millis().to_string().as_bytes(),
+                );
+            }
             Ok(InResponse {
                 headers,
                 body: collected.to_bytes(),

@@ -94,6 +94,8 @@ pub struct ListenerConfig {
     /// How long a stream may sit paused with nothing happening before it is answered with 408
     /// (Envoy's `stream_idle_timeout`, default 5 min).
     pub stream_idle_timeout: Duration,
+    /// The router's `suppress_envoy_headers`: no `x-envoy-upstream-service-time` on responses.
+    pub suppress_envoy_headers: bool,
 }
 
 /// A proxy.
@@ -108,6 +110,10 @@ pub struct ProxyConfig {
     /// Bootstrap services (Envoy's `envoy.bootstrap.wasm` singletons): plugins with no
     /// listener, on a thread of their own, shared by the whole process.
     pub services: Vec<FilterConfig>,
+    /// Also start every listener plugin once on the services thread, as Envoy starts each
+    /// plugin on its main thread too (where its root context gets ticks and queue items but
+    /// never streams). Off by default; `pwx run -c envoy.yaml` turns it on.
+    pub main_thread_plugins: bool,
     /// Admin endpoint address (`None`: no admin endpoint).
     pub admin: Option<SocketAddr>,
     /// Limits applied to every VM replica.
@@ -137,10 +143,12 @@ impl ProxyConfig {
                 filters,
                 virtual_hosts: vec![VirtualHost::catch_all(RouteAction::to_cluster(cluster))],
                 stream_idle_timeout: Duration::from_secs(300),
+                suppress_envoy_headers: false,
             }],
             workers: 1,
             clusters,
             services: Vec::new(),
+            main_thread_plugins: false,
             admin: None,
             limits: Limits::default(),
         }

@@ -208,7 +208,7 @@ impl Worker {
             };
             let response = worker
                 .clusters
-                .send(&request.cluster, out, request.timeout)
+                .send(&request.cluster, out, request.timeout, true)
                 .await
                 .unwrap_or_else(|failure| failure.as_response());
             worker.callouts.borrow_mut().remove(&(index, token));

@@ -194,11 +194,15 @@ impl Proxy {
                 filters: indices,
                 virtual_hosts: listener.virtual_hosts.clone(),
                 stream_idle_timeout: listener.stream_idle_timeout,
+                suppress_envoy_headers: listener.suppress_envoy_headers,
             });
         }
         let mut service_filters = Vec::new();
         for service in &config.services {
             service_filters.push(load_and_check(service, engine, &services, &config.limits)?);
+        }
+        if config.main_thread_plugins {
+            service_filters.extend(filters.iter().cloned());
         }
 
         // Bind each listener once to learn its port, then once more per further worker.

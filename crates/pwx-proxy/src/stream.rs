@@ -586,7 +586,8 @@ fn request_map(parts: &http::request::Parts) -> HeaderMap {
     map.add(b":method", parts.method.as_str().as_bytes());
     map.add(b":scheme", b"http");
     for (name, value) in &parts.headers {
-        if name != http::header::HOST {
+        // The connection manager consumes the hop-by-hop headers before the filters run.
+        if name != http::header::HOST && !is_connection_header(name) {
             map.add(name.as_str().as_bytes(), value.as_bytes());
         }
     }
@@ -597,6 +598,14 @@ fn request_map(parts: &http::request::Parts) -> HeaderMap {
         map.add(b"x-request-id", request_id().as_bytes());
     }
     map
+}
+
+/// Headers about this hop's connection, which Envoy strips before the filter chain.
+fn is_connection_header(name: &http::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade"
+    )
 }
 
 /// A random UUID v4, as Envoy generates for `x-request-id`.
@@ -749,7 +758,8 @@ async fn route(
                 body,
                 trailers,
             };
-            match worker.clusters.send(cluster, request, *timeout).await {
+            let stamp = !worker.plan.listeners[listener].suppress_envoy_headers;
+            match worker.clusters.send(cluster, request, *timeout, stamp).await {
                 Ok(response) => Response {
                     headers: response.headers,
                     body: response.body,

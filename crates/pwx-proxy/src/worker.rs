@@ -25,6 +25,7 @@ pub(crate) struct ListenerPlan {
     pub(crate) filters: Vec<usize>,
     pub(crate) virtual_hosts: Vec<crate::routes::VirtualHost>,
     pub(crate) stream_idle_timeout: Duration,
+    pub(crate) suppress_envoy_headers: bool,
 }
 
 /// What every worker builds itself from.

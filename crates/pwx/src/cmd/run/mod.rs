@@ -1,8 +1,12 @@
-//! `pwx run`: a chain of proxy-wasm filters in front of an upstream, on this machine.
+//! `pwx run`: a chain of proxy-wasm filters in front of an upstream, on this machine — from
+//! quick-mode flags, or from a configuration file (pwx YAML or an Envoy bootstrap).
+
+mod file;
+mod logs;
 
 use anyhow::{Context, bail};
 use pwx_abi::FailurePolicy;
-use pwx_host::{Engine, EngineConfig, Limits, PluginConfig, Services, TracingLog, VmConfig};
+use pwx_host::{Engine, EngineConfig, Limits, PluginConfig, Services, VmConfig};
 use pwx_proxy::{
     ClusterConfig, FilterConfig, Proxy, ProxyConfig, UpstreamConfig, UpstreamProtocol,
 };
@@ -15,7 +19,17 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
     /// The first filter: a .wasm file, https://…#sha256=HEX, or oci://REGISTRY/REPO:TAG.
-    filter: String,
+    /// Not with `-c`.
+    #[arg(required_unless_present = "config_path", conflicts_with = "config_path")]
+    filter: Option<String>,
+    /// A configuration file instead of the quick-mode flags: pwx's YAML, or an Envoy
+    /// bootstrap (`envoy.yaml`) with static listeners, `envoy.filters.http.wasm` filters and
+    /// clusters (see docs/config.md).
+    #[arg(short = 'c', long = "config-path", value_name = "FILE")]
+    config_path: Option<PathBuf>,
+    /// Envoy-compatible log options (for the wasm logger): where module log lines go...
+    #[command(flatten)]
+    log: logs::LogArgs,
     /// More filters, in request order (repeatable; same forms as the first).
     #[arg(long = "filter", value_name = "SOURCE")]
     filters: Vec<String>,
@@ -37,18 +51,15 @@ pub(crate) struct RunArgs {
     #[arg(long = "cluster", value_name = "NAME=URL")]
     clusters: Vec<String>,
     /// Admin endpoint address (`/ready`, `/stats`, `/stats/prometheus`, `/plugins`); port 0
-    /// picks a free port, which is printed.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    admin: SocketAddr,
-    /// Write the admin address (`host:port`) to this file once serving (as Envoy's
-    /// `--admin-address-path`).
-    #[arg(long, value_name = "FILE")]
-    admin_address_path: Option<PathBuf>,
+    /// picks a free port, which is printed. Default: the configuration file's `admin`, else
+    /// 127.0.0.1:0.
+    #[arg(long)]
+    admin: Option<SocketAddr>,
     /// Listener address.
     #[arg(long, default_value = "127.0.0.1:10000")]
     listen: SocketAddr,
     /// Worker threads (default: the number of cores).
-    #[arg(long)]
+    #[arg(long, visible_alias = "concurrency")]
     workers: Option<usize>,
     /// What a failing filter does to traffic: fail-closed (503), fail-open (bypass), or
     /// fail-reload (503 while a fresh VM is rebuilt, with backoff).
@@ -103,7 +114,12 @@ fn clusters(flags: &[String]) -> anyhow::Result<Vec<ClusterConfig>> {
     Ok(clusters)
 }
 
-pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
+/// The proxy the quick-mode flags describe, and a one-line summary of it.
+fn quick_config(
+    args: &RunArgs,
+    first: &str,
+    limits: Limits,
+) -> anyhow::Result<(ProxyConfig, String)> {
     let mut clusters = clusters(&args.clusters)?;
     let upstream = match args.upstream.as_str() {
         "echo" => UpstreamConfig::Echo,
@@ -130,7 +146,8 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
     };
     let mut filters = Vec::new();
     let source_options = args.sources.options()?;
-    for (index, source) in std::iter::once(&args.filter)
+    let first = first.to_string();
+    for (index, source) in std::iter::once(&first)
         .chain(&args.filters)
         .enumerate()
     {
@@ -154,6 +171,26 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
             },
         });
     }
+    let mut config = ProxyConfig {
+        admin: Some(args.admin.unwrap_or(ANY_LOCAL_PORT)),
+        limits,
+        ..ProxyConfig::new(args.listen, filters, upstream)
+    };
+    config.clusters.extend(clusters);
+    let sources: Vec<String> = config.listeners[0]
+        .filters
+        .iter()
+        .map(|f| f.source.clone())
+        .collect();
+    let summary = format!("filters: {}, upstream: {}", sources.join(" -> "), args.upstream);
+    Ok((config, summary))
+}
+
+/// 127.0.0.1 with a port the kernel picks.
+const ANY_LOCAL_PORT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
     let limits = Limits {
         callback_deadline: Duration::from_millis(args.deadline_ms),
         max_memory_bytes: args.max_memory_mib << 20,
@@ -164,17 +201,21 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
             .map(usize::from)
             .unwrap_or(1)
     });
-    let engine = Engine::new(&EngineConfig::default()).context("starting the wasm engine")?;
-    let mut config = ProxyConfig {
-        workers,
-        admin: Some(args.admin),
-        limits,
-        ..ProxyConfig::new(args.listen, filters, upstream)
+    let log = args.log.sink()?;
+    let mut services = Services::new(log);
+    let (mut config, summary) = match (&args.config_path, &args.filter) {
+        (Some(path), _) => {
+            let (config, node) = file::proxy_config(path, &args, limits)?;
+            services.node = node;
+            (config, format!("configuration: {}", path.display()))
+        }
+        (None, Some(first)) => quick_config(&args, first, limits)?,
+        (None, None) => bail!("give a filter (.wasm, https://…, oci://…) or a configuration file with -c"),
     };
-    config.clusters.extend(clusters);
-    let mut services = Services::new(Arc::new(TracingLog {
-        level: pwx_abi::LogLevel::Info,
-    }));
+    config.workers = workers;
+    if let Some(admin) = args.admin {
+        config.admin = Some(admin);
+    }
     services.clusters = Arc::new(
         config
             .clusters
@@ -183,24 +224,20 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
             .collect::<std::collections::HashSet<_>>(),
     );
     let services = Arc::new(services);
-    let sources: Vec<String> = config.listeners[0]
-        .filters
-        .iter()
-        .map(|f| f.source.clone())
-        .collect();
+    let engine = Engine::new(&EngineConfig::default()).context("starting the wasm engine")?;
     let proxy = Proxy::start(config, &engine, services)?;
+    let listening: Vec<String> = proxy
+        .listener_addrs()
+        .iter()
+        .map(|a| format!("http://{a}"))
+        .collect();
     eprintln!(
-        "pwx: listening on http://{} ({workers} workers), filters: {}, upstream: {}",
-        proxy
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default(),
-        sources.join(" -> "),
-        args.upstream
+        "pwx: listening on {} ({workers} workers), {summary}",
+        listening.join(", ")
     );
     if let Some(admin) = proxy.admin_addr() {
         eprintln!("pwx: admin on http://{admin} (/stats, /stats/prometheus, /plugins)");
-        if let Some(path) = &args.admin_address_path {
+        if let Some(path) = &args.log.admin_address_path {
             std::fs::write(path, admin.to_string())
                 .with_context(|| format!("writing the admin address to {}", path.display()))?;
         }
