@@ -2,6 +2,7 @@
 
 mod cmd;
 mod module_summary;
+mod project;
 
 use clap::Parser;
 

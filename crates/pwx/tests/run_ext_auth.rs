@@ -40,7 +40,10 @@ fn serve(answer: fn(&[String]) -> String) -> SocketAddr {
 }
 
 fn auth_service(head: &[String]) -> String {
-    if head.iter().any(|l| l == "authorization: bearer alice-token") {
+    if head
+        .iter()
+        .any(|l| l == "authorization: bearer alice-token")
+    {
         "HTTP/1.1 200 OK\r\nx-user: alice\r\nx-auth-reason: token ok\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into()
     } else {
         "HTTP/1.1 403 Forbidden\r\nx-auth-reason: unknown token\r\ncontent-length: 7\r\nconnection: close\r\n\r\ndenied\n".into()
@@ -80,10 +83,7 @@ fn pwx_run(args: &[String]) -> (Pwx, SocketAddr) {
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
-        let line = lines
-            .next()
-            .expect("pwx exited before listening")
-            .unwrap();
+        let line = lines.next().expect("pwx exited before listening").unwrap();
         if let Some(rest) = line.strip_prefix("pwx: listening on http://") {
             break rest.split_whitespace().next().unwrap().parse().unwrap();
         }
@@ -150,5 +150,8 @@ fn ext_auth_allows_or_denies_through_a_callout_to_a_real_auth_service() {
     let (status, response) = get(addr, "authorization: Bearer stolen\r\n");
     assert_eq!(status, 403, "{response}");
     assert!(response.ends_with("denied\n"), "{response}");
-    assert!(response.contains("x-auth-reason: unknown token"), "{response}");
+    assert!(
+        response.contains("x-auth-reason: unknown token"),
+        "{response}"
+    );
 }
