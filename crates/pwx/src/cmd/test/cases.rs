@@ -172,7 +172,12 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<Suite> {
             .location()
             .map(|l| format!("{}:{}:{}", path.display(), l.line(), l.column()))
             .unwrap_or_else(|| path.display().to_string());
-        anyhow::anyhow!("{at}: {e}")
+        // The location is already in front; serde_yaml repeats it at the end.
+        let message = e.to_string();
+        let message = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(m, _)| m);
+        anyhow::anyhow!("{at}: {message}")
     })?;
     if suite.cases.is_empty() {
         bail!("{}: no cases", path.display());

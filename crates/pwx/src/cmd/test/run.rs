@@ -202,14 +202,14 @@ fn compare(case: &Case, outcome: &Outcome, logs: &[String]) -> anyhow::Result<Ve
     if let Some(reason) = &outcome.vm_failure {
         failures.push(mismatch("vm", "running", format!("failed: {reason}")));
     }
-    if let Some(status) = expect.status {
-        if outcome.status != status {
-            failures.push(mismatch(
-                "status",
-                status.to_string(),
-                outcome.status.to_string(),
-            ));
-        }
+    if let Some(status) = expect.status
+        && outcome.status != status
+    {
+        failures.push(mismatch(
+            "status",
+            status.to_string(),
+            outcome.status.to_string(),
+        ));
     }
     compare_headers(
         &mut failures,
@@ -218,19 +218,19 @@ fn compare(case: &Case, outcome: &Outcome, logs: &[String]) -> anyhow::Result<Ve
         &expect.headers_present,
         &|n| outcome.header(n).map(str::to_string),
     )?;
-    if let Some(body) = &expect.body {
-        if outcome.body != body.as_bytes() {
-            failures.push(mismatch("body", body.clone(), outcome.body_text()));
-        }
+    if let Some(body) = &expect.body
+        && outcome.body != body.as_bytes()
+    {
+        failures.push(mismatch("body", body.clone(), outcome.body_text()));
     }
-    if let Some(part) = &expect.body_contains {
-        if !outcome.body_text().contains(part.as_str()) {
-            failures.push(mismatch(
-                "body",
-                format!("contains {part:?}"),
-                outcome.body_text(),
-            ));
-        }
+    if let Some(part) = &expect.body_contains
+        && !outcome.body_text().contains(part.as_str())
+    {
+        failures.push(mismatch(
+            "body",
+            format!("contains {part:?}"),
+            outcome.body_text(),
+        ));
     }
     if let Some(want) = expect.local_reply {
         let got = outcome.local_reply.is_some();
@@ -246,24 +246,24 @@ fn compare(case: &Case, outcome: &Outcome, logs: &[String]) -> anyhow::Result<Ve
             ));
         }
     }
-    if let Some(want) = expect.reset {
-        if outcome.reset != want {
-            failures.push(mismatch(
-                "reset",
-                want.to_string(),
-                outcome.reset.to_string(),
-            ));
-        }
+    if let Some(want) = expect.reset
+        && outcome.reset != want
+    {
+        failures.push(mismatch(
+            "reset",
+            want.to_string(),
+            outcome.reset.to_string(),
+        ));
     }
-    if let Some(want) = expect.callouts {
-        if outcome.callouts.len() != want {
-            let made: Vec<String> = outcome.callouts.iter().map(|c| c.cluster.clone()).collect();
-            failures.push(mismatch(
-                "callouts",
-                want.to_string(),
-                format!("{} ({})", made.len(), made.join(", ")),
-            ));
-        }
+    if let Some(want) = expect.callouts
+        && outcome.callouts.len() != want
+    {
+        let made: Vec<String> = outcome.callouts.iter().map(|c| c.cluster.clone()).collect();
+        failures.push(mismatch(
+            "callouts",
+            want.to_string(),
+            format!("{} ({})", made.len(), made.join(", ")),
+        ));
     }
     match (&expect.upstream, &outcome.upstream_request) {
         (None, _) => {}
@@ -284,14 +284,14 @@ fn compare(case: &Case, outcome: &Outcome, logs: &[String]) -> anyhow::Result<Ve
                         &spec.headers_present,
                         &|n| request.header(n).map(str::to_string),
                     )?;
-                    if let Some(body) = &spec.body {
-                        if request.body != body.as_bytes() {
-                            failures.push(mismatch(
-                                "upstream body",
-                                body.clone(),
-                                String::from_utf8_lossy(&request.body).into_owned(),
-                            ));
-                        }
+                    if let Some(body) = &spec.body
+                        && request.body != body.as_bytes()
+                    {
+                        failures.push(mismatch(
+                            "upstream body",
+                            body.clone(),
+                            String::from_utf8_lossy(&request.body).into_owned(),
+                        ));
                     }
                 }
             }
