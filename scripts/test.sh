@@ -24,3 +24,6 @@ cargo test --workspace --locked
 
 step "conformance suite (real Envoy)"
 bash conformance/run.sh
+
+step "author loop (pwx new, build, test for Rust and AssemblyScript)"
+scripts/author-loop.sh

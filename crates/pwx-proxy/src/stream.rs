@@ -759,7 +759,11 @@ async fn route(
                 trailers,
             };
             let stamp = !worker.plan.listeners[listener].suppress_envoy_headers;
-            match worker.clusters.send(cluster, request, *timeout, stamp).await {
+            match worker
+                .clusters
+                .send(cluster, request, *timeout, stamp)
+                .await
+            {
                 Ok(response) => Response {
                     headers: response.headers,
                     body: response.body,

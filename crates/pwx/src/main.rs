@@ -4,6 +4,7 @@ mod cmd;
 mod module_summary;
 mod modules;
 mod progress;
+mod project;
 
 use clap::Parser;
 

@@ -115,10 +115,13 @@ fn get(addr: SocketAddr, headers: &str) -> (u16, String) {
 
 #[test]
 fn ext_auth_allows_or_denies_through_a_callout_to_a_real_auth_service() {
-    let wasm = format!(
-        "{}/../../target/fixtures/ext-auth.wasm",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    // Where scripts/build-fixtures.sh writes: PWX_FIXTURES_DIR, else <target dir>/fixtures.
+    let fixtures = std::env::var("PWX_FIXTURES_DIR").unwrap_or_else(|_| {
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .unwrap_or_else(|_| format!("{}/../../target", env!("CARGO_MANIFEST_DIR")));
+        format!("{target}/fixtures")
+    });
+    let wasm = format!("{fixtures}/ext-auth.wasm");
     assert!(
         std::path::Path::new(&wasm).exists(),
         "{wasm} is missing: run scripts/build-fixtures.sh rust"

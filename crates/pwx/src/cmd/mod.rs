@@ -1,12 +1,15 @@
 //! The subcommands.
 
+mod build;
 mod check;
 mod deploy;
 mod images;
+mod new;
 mod pull;
 mod push;
 mod run;
 mod schema;
+mod test;
 
 /// Every subcommand.
 #[derive(clap::Subcommand)]
@@ -25,6 +28,12 @@ pub(crate) enum Command {
     Deploy(Box<deploy::DeployArgs>),
     /// Print the JSON Schema of pwx's YAML configuration format.
     Schema(schema::SchemaArgs),
+    /// Create a filter project (Rust, AssemblyScript, C++ or Go) ready to build and test.
+    New(new::NewArgs),
+    /// Build the filter project in a directory into build/NAME.wasm (release mode).
+    Build(build::BuildArgs),
+    /// Run declarative test cases (tests.yaml) against the built module on the pwx engine.
+    Test(test::TestArgs),
 }
 
 pub(crate) fn execute(command: Command) -> anyhow::Result<()> {
@@ -36,5 +45,8 @@ pub(crate) fn execute(command: Command) -> anyhow::Result<()> {
         Command::Images(args) => images::execute(args),
         Command::Deploy(args) => deploy::execute(*args),
         Command::Schema(args) => schema::execute(args),
+        Command::New(args) => new::execute(args),
+        Command::Build(args) => build::execute(args),
+        Command::Test(args) => test::execute(args),
     }
 }

@@ -30,14 +30,17 @@ fn refuse(loaded: &pwx_config::Loaded, path: &str, message: String) -> anyhow::E
 fn module(plugin: &WasmPlugin, args: &RunArgs) -> anyhow::Result<(Vec<u8>, String)> {
     let options = args.sources.options()?;
     let resolved = match &plugin.vm.code {
-        CodeSource::Inline(bytes) => return Ok((bytes.clone(), format!("{} (inline)", plugin.name))),
+        CodeSource::Inline(bytes) => {
+            return Ok((bytes.clone(), format!("{} (inline)", plugin.name)));
+        }
         CodeSource::File(path) => {
             let text = path.to_string_lossy().into_owned();
             (crate::modules::resolve(&text, None, &options)?, text)
         }
-        CodeSource::Remote { uri, sha256, .. } => {
-            (crate::modules::resolve(uri, Some(sha256), &options)?, uri.clone())
-        }
+        CodeSource::Remote { uri, sha256, .. } => (
+            crate::modules::resolve(uri, Some(sha256), &options)?,
+            uri.clone(),
+        ),
         CodeSource::Oci(reference) => (
             crate::modules::resolve(reference, None, &options)?,
             reference.clone(),
@@ -181,7 +184,9 @@ pub(super) fn proxy_config(
     mut limits: Limits,
 ) -> anyhow::Result<(ProxyConfig, NodeInfo)> {
     if args.filter.is_some() || !args.filters.is_empty() || !args.configs.is_empty() {
-        bail!("-c takes the filters from the configuration file; drop the FILTER, --filter and --config flags");
+        bail!(
+            "-c takes the filters from the configuration file; drop the FILTER, --filter and --config flags"
+        );
     }
     let loaded = pwx_config::load(path).map_err(|e: ConfigError| anyhow::anyhow!("{e}"))?;
     for warning in &loaded.warnings {
@@ -211,9 +216,10 @@ pub(super) fn proxy_config(
             })
             .map(|plugin| filter(plugin, args))
             .collect::<anyhow::Result<_>>()?;
-        let suppress_envoy_headers = http.http_filters.iter().any(|f| {
-            matches!(f, HttpFilter::Router(router) if router.suppress_envoy_headers)
-        });
+        let suppress_envoy_headers = http
+            .http_filters
+            .iter()
+            .any(|f| matches!(f, HttpFilter::Router(router) if router.suppress_envoy_headers));
         listeners.push(ListenerConfig {
             name: listener.name.clone(),
             address: listener.address,

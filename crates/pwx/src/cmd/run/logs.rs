@@ -39,9 +39,9 @@ fn parse_level(text: &str) -> anyhow::Result<LogLevel> {
         "warning" | "warn" => LogLevel::Warn,
         "error" => LogLevel::Error,
         "critical" => LogLevel::Critical,
-        other => bail!(
-            "unknown log level {other:?}; use trace, debug, info, warning, error or critical"
-        ),
+        other => {
+            bail!("unknown log level {other:?}; use trace, debug, info, warning, error or critical")
+        }
     })
 }
 

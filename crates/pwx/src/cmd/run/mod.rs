@@ -20,7 +20,10 @@ use std::time::Duration;
 pub(crate) struct RunArgs {
     /// The first filter: a .wasm file, https://…#sha256=HEX, or oci://REGISTRY/REPO:TAG.
     /// Not with `-c`.
-    #[arg(required_unless_present = "config_path", conflicts_with = "config_path")]
+    #[arg(
+        required_unless_present = "config_path",
+        conflicts_with = "config_path"
+    )]
     filter: Option<String>,
     /// A configuration file instead of the quick-mode flags: pwx's YAML, or an Envoy
     /// bootstrap (`envoy.yaml`) with static listeners, `envoy.filters.http.wasm` filters and
@@ -147,10 +150,7 @@ fn quick_config(
     let mut filters = Vec::new();
     let source_options = args.sources.options()?;
     let first = first.to_string();
-    for (index, source) in std::iter::once(&first)
-        .chain(&args.filters)
-        .enumerate()
-    {
+    for (index, source) in std::iter::once(&first).chain(&args.filters).enumerate() {
         let module = crate::modules::resolve(source, None, &source_options)?;
         let name = module.name();
         let configuration = args.configs.get(index).cloned().unwrap_or_default();
@@ -182,7 +182,11 @@ fn quick_config(
         .iter()
         .map(|f| f.source.clone())
         .collect();
-    let summary = format!("filters: {}, upstream: {}", sources.join(" -> "), args.upstream);
+    let summary = format!(
+        "filters: {}, upstream: {}",
+        sources.join(" -> "),
+        args.upstream
+    );
     Ok((config, summary))
 }
 
@@ -210,7 +214,9 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
             (config, format!("configuration: {}", path.display()))
         }
         (None, Some(first)) => quick_config(&args, first, limits)?,
-        (None, None) => bail!("give a filter (.wasm, https://…, oci://…) or a configuration file with -c"),
+        (None, None) => {
+            bail!("give a filter (.wasm, https://…, oci://…) or a configuration file with -c")
+        }
     };
     config.workers = workers;
     if let Some(admin) = args.admin {
