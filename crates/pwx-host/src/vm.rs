@@ -8,7 +8,7 @@ use crate::module::Module;
 use crate::plugin::{PluginConfig, VmConfig};
 use crate::services::Services;
 use crate::state::{Context, Deferred, HostState, Phase, RootContext, StreamContext};
-use pwx_abi::{AbiVersion, Callback, LogLevel};
+use pwx_abi::{AbiVersion, Callback};
 use std::sync::Arc;
 use wasmtime::{Instance, Store, StoreLimitsBuilder, Trap, TypedFunc, WasmParams, WasmResults};
 
@@ -221,12 +221,13 @@ impl Vm {
             Err(error) => {
                 let reason = describe(&error, name, &self.limits);
                 let state = self.store.data_mut();
-                state.effective = context_id;
-                state.log(
-                    LogLevel::Critical,
-                    &format!("{reason}; the VM is marked failed and receives no more calls"),
+                // The host's own message, not a module log line (Envoy logs it on its own
+                // logger, outside the `wasm log` lines filters write).
+                tracing::error!(
+                    target: "pwx::vm",
+                    vm_id = %state.vm.vm_id,
+                    "{reason}; the VM is marked failed and receives no more calls"
                 );
-                state.effective = 0;
                 state.failed = Some(reason.clone());
                 Err(VmFailed { reason })
             }

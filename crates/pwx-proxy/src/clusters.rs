@@ -254,14 +254,15 @@ fn to_hyper(
     let mut builder = http::Request::builder()
         .method(headers.get(b":method").unwrap_or(b"GET"))
         .uri(format!("http://{endpoint}{path}"));
+    // `:authority` comes first in the map, so `host` leads the upstream request as in Envoy.
+    if let Some(host) = headers.get(b":authority") {
+        builder = builder.header(http::header::HOST, host);
+    }
     for (name, value) in headers.iter() {
         if name.starts_with(b":") || is_hop_by_hop(name) {
             continue;
         }
         builder = builder.header(name, value);
-    }
-    if let Some(host) = headers.get(b":authority") {
-        builder = builder.header(http::header::HOST, host);
     }
     let body = Full::new(request.body);
     let body: OutBody = match request.trailers {
