@@ -12,6 +12,7 @@ mod macros;
 pub mod enums;
 pub mod exports;
 pub mod foreign;
+pub mod grpc;
 pub mod imports;
 pub mod limits;
 pub mod pairs;

@@ -112,6 +112,8 @@ struct Cluster {
     endpoints: Vec<String>,
     next: Cell<usize>,
     client: Client<HttpConnector, OutBody>,
+    /// gRPC callouts always speak HTTP/2 (h2c), whatever the cluster's protocol for requests.
+    grpc_client: Client<HttpConnector, OutBody>,
 }
 
 /// The clusters of one worker.
@@ -129,6 +131,7 @@ impl ClusterSet {
                 connector.set_nodelay(true);
                 let mut builder = Client::builder(TokioExecutor::new());
                 builder.pool_idle_timeout(Duration::from_secs(60));
+                let grpc_client = builder.clone().http2_only(true).build(connector.clone());
                 if config.protocol == UpstreamProtocol::Http2 {
                     builder.http2_only(true);
                 }
@@ -136,11 +139,30 @@ impl ClusterSet {
                     endpoints: config.endpoints.clone(),
                     next: Cell::new(0),
                     client: builder.build(connector),
+                    grpc_client,
                 };
                 (config.name.clone(), cluster)
             })
             .collect();
         ClusterSet { by_name }
+    }
+
+    /// The next endpoint of `cluster` (round robin) and the h2c client for gRPC callouts.
+    pub(crate) fn grpc_endpoint(
+        &self,
+        cluster: &str,
+    ) -> Result<(String, Client<HttpConnector, OutBody>), UpstreamFailure> {
+        let cluster = self
+            .by_name
+            .get(cluster)
+            .filter(|c| !c.endpoints.is_empty())
+            .ok_or(UpstreamFailure::NoHealthyUpstream)?;
+        let index = cluster.next.get() % cluster.endpoints.len();
+        cluster.next.set(index.wrapping_add(1));
+        Ok((
+            cluster.endpoints[index].clone(),
+            cluster.grpc_client.clone(),
+        ))
     }
 
     /// Sends a whole request to `cluster` (round robin over its endpoints) and reads the whole
@@ -204,7 +226,7 @@ impl ClusterSet {
 }
 
 /// Envoy's wording for connect failures.
-fn connect_reason(error: &hyper_util::client::legacy::Error) -> String {
+pub(crate) fn connect_reason(error: &hyper_util::client::legacy::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
     while let Some(inner) = source {
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
@@ -241,7 +263,10 @@ fn to_hyper(
         .method(headers.get(b":method").unwrap_or(b"GET"))
         .uri(format!("http://{endpoint}{path}"));
     for (name, value) in headers.iter() {
-        if name.starts_with(b":") || is_hop_by_hop(name) {
+        // `te: trailers` is end to end (gRPC requires it); every other `te` is hop by hop.
+        let te_trailers =
+            name.eq_ignore_ascii_case(b"te") && value.eq_ignore_ascii_case(b"trailers");
+        if name.starts_with(b":") || (is_hop_by_hop(name) && !te_trailers) {
             continue;
         }
         builder = builder.header(name, value);

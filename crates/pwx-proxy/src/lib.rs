@@ -11,6 +11,7 @@ mod clusters;
 mod config;
 mod dispatch;
 mod echo;
+mod grpc;
 mod server;
 mod stream;
 mod worker;
