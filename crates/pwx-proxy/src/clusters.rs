@@ -112,9 +112,13 @@ struct Cluster {
     endpoints: Vec<String>,
     next: Cell<usize>,
     client: Client<HttpConnector, OutBody>,
-    /// gRPC callouts always speak HTTP/2 (h2c), whatever the cluster's protocol for requests.
-    grpc_client: Client<HttpConnector, OutBody>,
+    /// gRPC callouts always speak HTTP/2 (h2c), whatever the cluster's protocol for requests:
+    /// one client per endpoint, so that `:authority` can name the service, not the address.
+    grpc_clients: Vec<GrpcClient>,
 }
+
+/// An h2c client whose connections all go to one endpoint.
+pub(crate) type GrpcClient = Client<crate::grpc::EndpointConnector, OutBody>;
 
 /// The clusters of one worker.
 pub(crate) struct ClusterSet {
@@ -131,7 +135,16 @@ impl ClusterSet {
                 connector.set_nodelay(true);
                 let mut builder = Client::builder(TokioExecutor::new());
                 builder.pool_idle_timeout(Duration::from_secs(60));
-                let grpc_client = builder.clone().http2_only(true).build(connector.clone());
+                let grpc_clients =
+                    config
+                        .endpoints
+                        .iter()
+                        .map(|endpoint| {
+                            builder.clone().http2_only(true).build(
+                                crate::grpc::EndpointConnector::new(connector.clone(), endpoint),
+                            )
+                        })
+                        .collect();
                 if config.protocol == UpstreamProtocol::Http2 {
                     builder.http2_only(true);
                 }
@@ -139,7 +152,7 @@ impl ClusterSet {
                     endpoints: config.endpoints.clone(),
                     next: Cell::new(0),
                     client: builder.build(connector),
-                    grpc_client,
+                    grpc_clients,
                 };
                 (config.name.clone(), cluster)
             })
@@ -147,22 +160,16 @@ impl ClusterSet {
         ClusterSet { by_name }
     }
 
-    /// The next endpoint of `cluster` (round robin) and the h2c client for gRPC callouts.
-    pub(crate) fn grpc_endpoint(
-        &self,
-        cluster: &str,
-    ) -> Result<(String, Client<HttpConnector, OutBody>), UpstreamFailure> {
+    /// The h2c client of the next endpoint of `cluster` (round robin), for a gRPC callout.
+    pub(crate) fn grpc_client(&self, cluster: &str) -> Result<GrpcClient, UpstreamFailure> {
         let cluster = self
             .by_name
             .get(cluster)
-            .filter(|c| !c.endpoints.is_empty())
+            .filter(|c| !c.grpc_clients.is_empty())
             .ok_or(UpstreamFailure::NoHealthyUpstream)?;
-        let index = cluster.next.get() % cluster.endpoints.len();
+        let index = cluster.next.get() % cluster.grpc_clients.len();
         cluster.next.set(index.wrapping_add(1));
-        Ok((
-            cluster.endpoints[index].clone(),
-            cluster.grpc_client.clone(),
-        ))
+        Ok(cluster.grpc_clients[index].clone())
     }
 
     /// Sends a whole request to `cluster` (round robin over its endpoints) and reads the whole

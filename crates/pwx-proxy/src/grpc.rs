@@ -10,12 +10,59 @@ use crate::clusters::{ClusterSet, OutBody, UpstreamFailure, connect_reason};
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
 use pwx_abi::GrpcStatus;
 use pwx_abi::grpc::{http_to_grpc_status, parse_grpc_status};
 use pwx_host::{GrpcCalloutRequest, GrpcEvent, HeaderMap};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+
+/// Connects every request of a client to one endpoint, whatever its URI names: gRPC requests
+/// carry the service's authority (the cluster name, or the `GrpcService`'s `authority`) in
+/// their URI, as `:authority`, while the connection goes to the endpoint.
+#[derive(Clone)]
+pub(crate) struct EndpointConnector {
+    inner: HttpConnector,
+    endpoint: http::Uri,
+}
+
+impl EndpointConnector {
+    pub(crate) fn new(inner: HttpConnector, endpoint: &str) -> Self {
+        // An endpoint that is not a valid authority fails each connection attempt instead.
+        let endpoint = format!("http://{endpoint}")
+            .parse()
+            .unwrap_or_else(|_| http::Uri::from_static("http://invalid.endpoint.invalid:1"));
+        EndpointConnector { inner, endpoint }
+    }
+}
+
+type ConnectFuture = Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<
+                    <HttpConnector as tower_service::Service<http::Uri>>::Response,
+                    BoxError,
+                >,
+            > + Send,
+    >,
+>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<http::Uri> for EndpointConnector {
+    type Response = <HttpConnector as tower_service::Service<http::Uri>>::Response;
+    type Error = BoxError;
+    type Future = ConnectFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, _authority: http::Uri) -> ConnectFuture {
+        let connecting = self.inner.call(self.endpoint.clone());
+        Box::pin(async move { connecting.await.map_err(Into::into) })
+    }
+}
 
 /// Frames one message: a zero compression flag, the big-endian length, the bytes.
 pub(crate) fn frame(message: &[u8]) -> Bytes {
@@ -196,8 +243,8 @@ async fn run(
     outgoing: Option<tokio::sync::mpsc::UnboundedReceiver<Bytes>>,
     events: &mut Events<'_, '_>,
 ) {
-    let (endpoint, client) = match clusters.grpc_endpoint(&request.cluster) {
-        Ok(target) => target,
+    let client = match clusters.grpc_client(&request.cluster) {
+        Ok(client) => client,
         Err(failure) => return events.local_reply(&failure),
     };
     let body: OutBody = match (&request.message, outgoing) {
@@ -205,7 +252,7 @@ async fn run(
         (None, Some(messages)) => ChannelBody { messages }.boxed(),
         (None, None) => Full::new(Bytes::new()).boxed(),
     };
-    let http_request = match build(&endpoint, request, body) {
+    let http_request = match build(request, body) {
         Ok(http_request) => http_request,
         // Metadata that is not a valid header: Envoy's codec resets the stream.
         Err(reason) => {
@@ -293,9 +340,8 @@ async fn run(
     }
 }
 
-/// The HTTP/2 request Envoy's gRPC client sends.
+/// The HTTP/2 request Envoy's gRPC client sends (the URI's authority is `:authority`).
 fn build(
-    endpoint: &str,
     request: &GrpcCalloutRequest,
     body: OutBody,
 ) -> Result<http::Request<OutBody>, http::Error> {
@@ -303,8 +349,7 @@ fn build(
     let mut builder = http::Request::builder()
         .method(http::Method::POST)
         .version(http::Version::HTTP_2)
-        .uri(format!("http://{endpoint}{path}"))
-        .header(http::header::HOST, &request.authority)
+        .uri(format!("http://{}{path}", request.authority))
         .header(http::header::CONTENT_TYPE, "application/grpc")
         .header(http::header::TE, "trailers");
     if let Some(timeout) = request.timeout {
