@@ -181,7 +181,8 @@ pub struct GrpcCalloutRequest {
     pub initial_metadata: Vec<(Vec<u8>, Vec<u8>)>,
     /// The request message of a unary call (`None` for a stream).
     pub message: Option<Vec<u8>>,
-    /// Timeout of a unary call (`None`: no timeout; streams have none).
+    /// Timeout of a unary call, sent as `grpc-timeout` and enforced when not zero (Envoy sends
+    /// `grpc-timeout: 0m` for zero and enforces nothing). Streams have none.
     pub timeout: Option<std::time::Duration>,
 }
 

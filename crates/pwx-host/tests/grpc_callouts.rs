@@ -7,8 +7,8 @@
 mod support;
 
 use pwx_host::{
-    Deferred, DeferredAction, Direction, GrpcEvent, HeaderMap, MemoryLog, Services, StreamInfo,
-    Vm, VmConfig,
+    Deferred, DeferredAction, Direction, GrpcEvent, HeaderMap, MemoryLog, Services, StreamInfo, Vm,
+    VmConfig,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -43,7 +43,10 @@ fn request() -> HeaderMap {
 impl Probe {
     /// Runs `on_request_headers` of a new stream; returns what it deferred.
     fn request_headers(&mut self) -> Vec<Deferred> {
-        let stream = self.vm.create_stream(self.root, StreamInfo::default()).unwrap();
+        let stream = self
+            .vm
+            .create_stream(self.root, StreamInfo::default())
+            .unwrap();
         self.vm
             .on_headers(stream, Direction::Request, request(), true)
             .unwrap()
@@ -163,13 +166,19 @@ fn calls_and_streams_are_numbered_and_deferred_as_envoy_does() {
         (5, "grpc", "grpc")
     );
     assert_eq!(call.path(), b"/pkg.Svc/Get");
-    assert_eq!(call.initial_metadata, vec![(b"x-md".to_vec(), b"1".to_vec())]);
+    assert_eq!(
+        call.initial_metadata,
+        vec![(b"x-md".to_vec(), b"1".to_vec())]
+    );
     assert_eq!(call.message.as_deref(), Some(&b"hi"[..]));
     assert_eq!(call.timeout, Some(std::time::Duration::from_millis(250)));
     let DeferredAction::GrpcStart(stream) = &actions[1] else {
         panic!("{actions:?}")
     };
-    assert_eq!((stream.token, stream.authority.as_str()), (6, "api.example"));
+    assert_eq!(
+        (stream.token, stream.authority.as_str()),
+        (6, "api.example")
+    );
     assert_eq!(
         stream.initial_metadata,
         vec![
@@ -181,7 +190,7 @@ fn calls_and_streams_are_numbered_and_deferred_as_envoy_does() {
     let DeferredAction::GrpcStart(untimed) = &actions[2] else {
         panic!("{actions:?}")
     };
-    assert_eq!(untimed.timeout, None);
+    assert_eq!(untimed.timeout, Some(std::time::Duration::ZERO));
     assert_eq!(
         actions[3..],
         [
@@ -216,7 +225,9 @@ fn a_unary_message_arrives_in_buffer_5_and_ends_the_call() {
     assert!(p.logged("on_grpc_receive ctx=2 token=5 size=7"));
     assert!(p.logged(r#"-> status=0 value="echo:hi""#));
     // Metadata maps are not readable while a message is delivered.
-    assert!(p.logged("get_header_map_pairs({\"map\":\"grpc_receive_initial_metadata\"}) -> status=0 value=[]"));
+    assert!(p.logged(
+        "get_header_map_pairs({\"map\":\"grpc_receive_initial_metadata\"}) -> status=0 value=[]"
+    ));
     // The call is over: a late event reaches nobody.
     assert!(!p.vm.grpc_open(5));
     let before = p.log.messages().len();
@@ -247,8 +258,12 @@ fn a_stream_delivers_metadata_messages_and_its_close_status() {
     p.request_headers();
     let root = p.root;
     let metadata = |k: &str, v: &str| HeaderMap::from_pairs([(k, v)]);
-    p.vm.on_grpc_event(root, 6, GrpcEvent::InitialMetadata(metadata("x-server", "s1")))
-        .unwrap();
+    p.vm.on_grpc_event(
+        root,
+        6,
+        GrpcEvent::InitialMetadata(metadata("x-server", "s1")),
+    )
+    .unwrap();
     p.vm.on_grpc_event(root, 6, GrpcEvent::Message(b"m".to_vec()))
         .unwrap();
     p.vm.on_grpc_event(
@@ -307,5 +322,8 @@ fn nothing_arrives_after_cancel_or_root_deletion() {
         .unwrap();
     assert_eq!(p.log.messages().len(), before);
     p.vm.delete_root(root).unwrap();
-    assert!(!p.vm.grpc_open(5), "a deleted root's callouts are cancelled");
+    assert!(
+        !p.vm.grpc_open(5),
+        "a deleted root's callouts are cancelled"
+    );
 }

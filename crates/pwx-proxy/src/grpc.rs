@@ -202,14 +202,49 @@ impl Events<'_, '_> {
     /// What Envoy's router answers a gRPC request it could not forward with: a trailers-only
     /// reply with the HTTP status mapped to a gRPC status and the reply body as `grpc-message`.
     fn local_reply(&mut self, failure: &UpstreamFailure) {
-        let reply = failure.local_reply();
-        let status = http_to_grpc_status(reply.status as u16);
+        let (http_status, body, details) = router_reply(failure);
+        let status = http_to_grpc_status(http_status);
         let mut headers = HeaderMap::new();
         headers.add(b":status", b"200");
         headers.add(b"content-type", b"application/grpc");
         headers.add(b"grpc-status", status.to_string().as_bytes());
-        headers.add(b"grpc-message", &reply.body);
-        self.trailers_only(headers, &reply.details);
+        headers.add(b"grpc-message", body.as_bytes());
+        self.trailers_only(headers, &details);
+    }
+}
+
+/// The router's reply to a request it could not forward: HTTP status, body, response-code
+/// details, worded as Envoy 1.40 words them for its async (callout) streams.
+fn router_reply(failure: &UpstreamFailure) -> (u16, String, String) {
+    const BEFORE_HEADERS: &str =
+        "upstream connect error or disconnect/reset before headers. reset reason:";
+    match failure {
+        UpstreamFailure::Connect(reason) => (
+            503,
+            format!("{BEFORE_HEADERS} remote connection failure"),
+            format!(
+                "upstream_reset_before_response_started{{remote_connection_failure|{}}}",
+                reason.replace(' ', "_")
+            ),
+        ),
+        UpstreamFailure::Reset(_) => (
+            503,
+            format!("{BEFORE_HEADERS} connection termination"),
+            "upstream_reset_before_response_started{connection_termination}".to_string(),
+        ),
+        UpstreamFailure::Timeout => (
+            504,
+            "upstream request timeout".to_string(),
+            "response_timeout".to_string(),
+        ),
+        other => {
+            let reply = other.local_reply();
+            (
+                reply.status as u16,
+                String::from_utf8_lossy(&reply.body).into_owned(),
+                reply.details,
+            )
+        }
     }
 }
 
@@ -227,7 +262,7 @@ pub(crate) async fn exchange(
         last_message: None,
     };
     let run = run(clusters, request, outgoing, &mut events);
-    match request.timeout {
+    match request.timeout.filter(|t| !t.is_zero()) {
         Some(timeout) => {
             if tokio::time::timeout(timeout, run).await.is_err() {
                 events.local_reply(&UpstreamFailure::Timeout);
@@ -350,13 +385,28 @@ fn build(
         .method(http::Method::POST)
         .version(http::Version::HTTP_2)
         .uri(format!("http://{}{path}", request.authority))
-        .header(http::header::CONTENT_TYPE, "application/grpc")
         .header(http::header::TE, "trailers");
+    // A unary call always states its deadline, `0m` included (then none is enforced).
     if let Some(timeout) = request.timeout {
         builder = builder.header("grpc-timeout", format!("{}m", timeout.as_millis()));
     }
+    builder = builder.header(http::header::CONTENT_TYPE, "application/grpc");
     for (name, value) in &request.initial_metadata {
-        builder = builder.header(name.as_slice(), value.as_slice());
+        // Binary metadata travels base64-encoded, as Envoy's gRPC client sends it.
+        if name.ends_with(b"-bin") {
+            use base64::Engine as _;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+            builder = builder.header(name.as_slice(), encoded);
+        } else {
+            builder = builder.header(name.as_slice(), value.as_slice());
+        }
+    }
+    builder = builder.header("x-envoy-internal", "true");
+    if let Some(timeout) = request.timeout.filter(|t| !t.is_zero()) {
+        builder = builder.header(
+            "x-envoy-expected-rq-timeout-ms",
+            timeout.as_millis().to_string(),
+        );
     }
     builder.body(body)
 }

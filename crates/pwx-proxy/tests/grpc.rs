@@ -117,7 +117,7 @@ fn a_unary_call_round_trips_over_h2c() {
     let setup = start(
         &unary_script(
             r#"{"op": "grpc_call", "cluster": "grpc", "method": "Unary", "message": "hello",
-                "metadata": [["x-md", "1"]], "timeout_ms": 5000}"#,
+                "metadata": [["x-md", "1"], ["x-key-bin", "\u0001\u0002"]], "timeout_ms": 5000}"#,
         ),
         server.addr,
     );
@@ -146,6 +146,12 @@ fn a_unary_call_round_trips_over_h2c() {
     assert_eq!(request.header("te"), Some("trailers"));
     assert_eq!(request.header("grpc-timeout"), Some("5000m"));
     assert_eq!(request.header("x-md"), Some("1"));
+    assert_eq!(request.header("x-key-bin"), Some("AQI="));
+    assert_eq!(request.header("x-envoy-internal"), Some("true"));
+    assert_eq!(
+        request.header("x-envoy-expected-rq-timeout-ms"),
+        Some("5000")
+    );
     setup.proxy.shutdown();
 }
 
@@ -247,9 +253,8 @@ fn a_call_past_its_timeout_closes_with_envoys_status() {
     );
     let get_status = lines(&setup.log, "get_status");
     assert!(
-        get_status[0].ends_with(
-            r#"value=code=14,message="upstream request timeout{upstream_response_timeout}""#
-        ),
+        get_status[0]
+            .ends_with(r#"value=code=14,message="upstream request timeout{response_timeout}""#),
         "{get_status:?}"
     );
     setup.proxy.shutdown();
@@ -273,7 +278,11 @@ fn a_dead_endpoint_is_unavailable() {
     );
     let get_status = lines(&setup.log, "get_status");
     assert!(
-        get_status[0].contains("code=14,message=\"upstream connect error or disconnect/reset before headers. reset reason: connection failure"),
+        get_status[0].ends_with(
+            "code=14,message=\"upstream connect error or disconnect/reset before headers. \
+             reset reason: remote connection failure{upstream_reset_before_response_started\
+             {remote_connection_failure|delayed_connect_error:_Connection_refused}}\""
+        ),
         "{get_status:?}"
     );
     setup.proxy.shutdown();

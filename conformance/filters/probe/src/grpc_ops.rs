@@ -17,7 +17,10 @@ pub fn run(name: &str, op: &Op, bad: bool) -> R {
         "grpc_send" => {
             let token = id_arg(op, "token")?;
             let message = bytes_arg(op, "message")?;
-            let end = op.get("end_stream").and_then(Value::as_bool).unwrap_or(false);
+            let end = op
+                .get("end_stream")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             let (p, l) = input(&message, bad);
             // SAFETY: a live byte range, null with length 0, or BAD_PTR (the host checks it).
             let status = unsafe { abi::proxy_grpc_send(token, p, l, u32::from(end)) };
@@ -95,7 +98,9 @@ fn start(call: bool, op: &Op, bad: bool) -> R {
     let timeout = u32_arg(op, "timeout_ms", 5000)?;
     let raw = bad || op.get("raw").and_then(Value::as_bool).unwrap_or(false);
     let result = if raw {
-        raw_start(call, &upstream, &service, &method, &metadata, &message, timeout, bad)
+        raw_start(
+            call, &upstream, &service, &method, &metadata, &message, timeout, bad,
+        )
     } else {
         let upstream = std::str::from_utf8(&upstream)
             .map_err(|_| "upstream is not UTF-8: the SDK takes a &str (use raw)".to_string())?;

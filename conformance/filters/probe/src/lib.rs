@@ -194,7 +194,10 @@ impl Context for Root {
     }
 
     fn on_grpc_stream_message(&mut self, token: u32, size: usize) {
-        self.run("root_on_grpc_receive", &format!("token={token} size={size}"));
+        self.run(
+            "root_on_grpc_receive",
+            &format!("token={token} size={size}"),
+        );
     }
 
     fn on_grpc_stream_trailing_metadata(&mut self, token: u32, trailers: u32) {
@@ -205,7 +208,10 @@ impl Context for Root {
     }
 
     fn on_grpc_stream_close(&mut self, token: u32, status: u32) {
-        self.run("root_on_grpc_close", &format!("token={token} status={status}"));
+        self.run(
+            "root_on_grpc_close",
+            &format!("token={token} status={status}"),
+        );
     }
 }
 

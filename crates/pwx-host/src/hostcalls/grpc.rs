@@ -187,14 +187,15 @@ pub(crate) fn proxy_grpc_call(
         ),
         _ => return Ok(Status::InvalidMemoryAccess.as_i32()),
     };
-    // Envoy takes the timeout as unsigned milliseconds; 0 is no timeout.
-    let timeout = (timeout_ms != 0).then(|| Duration::from_millis(u64::from(timeout_ms as u32)));
+    // Envoy takes the timeout as unsigned milliseconds; 0 sends `grpc-timeout: 0m` and
+    // enforces nothing.
+    let timeout = Duration::from_millis(u64::from(timeout_ms as u32));
     start(
         &mut caller,
         TokenKind::GrpcCall,
         args,
         Some(message),
-        timeout,
+        Some(timeout),
         ret_token,
     )
 }
