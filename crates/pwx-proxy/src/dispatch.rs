@@ -86,6 +86,23 @@ impl Worker {
     /// A plugin (re)started on filter `index`: route its queue notifications here and apply
     /// what its start-up deferred (e.g. a tick period set in `on_configure`).
     pub(crate) fn plugin_started(self: &Rc<Self>, index: usize) {
+        // A replaced VM's callouts and timers died with it (its tokens and root ids will be
+        // handed out again by the new one).
+        self.callouts.borrow_mut().retain(|&(i, _), (_, task)| {
+            if i == index {
+                task.abort();
+            }
+            i != index
+        });
+        self.grpc_senders
+            .borrow_mut()
+            .retain(|&(i, _), _| i != index);
+        self.timers.borrow_mut().retain(|&(i, _), timer| {
+            if i == index {
+                timer.abort();
+            }
+            i != index
+        });
         let (instance, deferred) = {
             let mut chain = self.chain.borrow_mut();
             let vm = &mut chain.filters[index].vm;
