@@ -49,13 +49,13 @@ pub struct DeclarePropertyArguments {
 pub struct Malformed;
 
 /// One field of a protobuf message.
-enum Field<'a> {
+pub(crate) enum Field<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
     Fixed,
 }
 
-fn varint(data: &mut &[u8]) -> Result<u64, Malformed> {
+pub(crate) fn varint(data: &mut &[u8]) -> Result<u64, Malformed> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let (&byte, rest) = data.split_first().ok_or(Malformed)?;
@@ -69,7 +69,7 @@ fn varint(data: &mut &[u8]) -> Result<u64, Malformed> {
 }
 
 /// Reads every (field number, value) of a message.
-fn fields(mut data: &[u8]) -> Result<Vec<(u64, Field<'_>)>, Malformed> {
+pub(crate) fn fields(mut data: &[u8]) -> Result<Vec<(u64, Field<'_>)>, Malformed> {
     let mut out = Vec::new();
     while !data.is_empty() {
         let key = varint(&mut data)?;
@@ -97,7 +97,7 @@ fn fields(mut data: &[u8]) -> Result<Vec<(u64, Field<'_>)>, Malformed> {
     Ok(out)
 }
 
-fn text(bytes: &[u8]) -> Result<String, Malformed> {
+pub(crate) fn text(bytes: &[u8]) -> Result<String, Malformed> {
     String::from_utf8(bytes.to_vec()).map_err(|_| Malformed)
 }
 

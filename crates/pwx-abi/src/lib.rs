@@ -13,6 +13,7 @@ mod macros;
 pub mod enums;
 pub mod exports;
 pub mod foreign;
+pub mod grpc;
 pub mod imports;
 #[cfg(feature = "inspect")]
 pub mod inspect;

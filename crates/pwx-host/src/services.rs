@@ -160,6 +160,65 @@ pub struct HttpCalloutRequest {
     pub timeout: Option<std::time::Duration>,
 }
 
+/// A gRPC callout the module started (`proxy_grpc_call` or `proxy_grpc_stream`), handed to the
+/// embedder as a [`DeferredAction::GrpcStart`](crate::DeferredAction::GrpcStart). What arrives
+/// for it goes back with [`Vm::on_grpc_event`](crate::Vm::on_grpc_event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcCalloutRequest {
+    /// Token its events are delivered with (calls 5, 9, …; streams 6, 10, …).
+    pub token: u32,
+    /// Root context that owns the callout.
+    pub root_context_id: u32,
+    /// Cluster name.
+    pub cluster: String,
+    /// `:authority` of the request (the cluster name unless the `GrpcService` names one).
+    pub authority: String,
+    /// Fully qualified service name (`package.Service`).
+    pub service: Vec<u8>,
+    /// Method name.
+    pub method: Vec<u8>,
+    /// Initial metadata: the `GrpcService`'s, then the module's (names lower-cased).
+    pub initial_metadata: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The request message of a unary call (`None` for a stream).
+    pub message: Option<Vec<u8>>,
+    /// Timeout of a unary call, sent as `grpc-timeout` and enforced when not zero (Envoy sends
+    /// `grpc-timeout: 0m` for zero and enforces nothing). Streams have none.
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl GrpcCalloutRequest {
+    /// The request path, `/<service>/<method>`.
+    pub fn path(&self) -> Vec<u8> {
+        let mut path = Vec::with_capacity(self.service.len() + self.method.len() + 2);
+        path.push(b'/');
+        path.extend_from_slice(&self.service);
+        path.push(b'/');
+        path.extend_from_slice(&self.method);
+        path
+    }
+}
+
+/// What arrived for a gRPC callout, delivered to the module with
+/// [`Vm::on_grpc_event`](crate::Vm::on_grpc_event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GrpcEvent {
+    /// Response headers of a stream (`proxy_on_grpc_receive_initial_metadata`, map 4).
+    InitialMetadata(crate::headers::HeaderMap),
+    /// One response message (`proxy_on_grpc_receive`, buffer 5). For a unary call this is the
+    /// successful end: no close follows.
+    Message(Vec<u8>),
+    /// Trailers of a stream (`proxy_on_grpc_receive_trailing_metadata`, map 5).
+    TrailingMetadata(crate::headers::HeaderMap),
+    /// The remote end closed (`proxy_on_grpc_close`); `proxy_get_status` reads the status and
+    /// message during the callback.
+    Close {
+        /// gRPC status code.
+        status: u32,
+        /// Status message (`grpc-message`, or what the transport reported).
+        message: Vec<u8>,
+    },
+}
+
 /// The clusters callouts may name, supplied by the data plane. Envoy checks the name while the
 /// hostcall runs (an unknown cluster is a synchronous `BadArgument`); the I/O itself happens
 /// after the callback returns, on the worker that owns the VM.

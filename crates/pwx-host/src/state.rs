@@ -48,6 +48,41 @@ pub enum DeferredAction {
     /// Start an HTTP callout (`proxy_http_call`); its response is delivered with
     /// [`Vm::on_http_call_response`](crate::Vm::on_http_call_response).
     HttpCall(crate::services::HttpCalloutRequest),
+    /// Start a gRPC call or stream (`proxy_grpc_call`, `proxy_grpc_stream`); what arrives for
+    /// it is delivered with [`Vm::on_grpc_event`](crate::Vm::on_grpc_event).
+    GrpcStart(crate::services::GrpcCalloutRequest),
+    /// Send a message on a gRPC stream (`proxy_grpc_send`); `end_stream` half-closes it after.
+    GrpcSend {
+        /// Stream token.
+        token: u32,
+        /// The message (framed by the embedder).
+        message: Vec<u8>,
+        /// Half-close the local side after this message.
+        end_stream: bool,
+    },
+    /// Half-close the local side of a gRPC stream (`proxy_grpc_close` on a stream): no more
+    /// messages are sent, the response keeps arriving.
+    GrpcHalfClose {
+        /// Stream token.
+        token: u32,
+    },
+    /// Abandon a gRPC call or stream (`proxy_grpc_cancel`, or `proxy_grpc_close` on a call):
+    /// reset it; the module receives nothing more for it.
+    GrpcCancel {
+        /// Call or stream token.
+        token: u32,
+    },
+}
+
+/// A gRPC callout the module may still act on, by token.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GrpcCallout {
+    /// The root context that owns it (the one hostcalls must name it from).
+    pub(crate) root: u32,
+    /// The module closed its side (`proxy_grpc_close` on a stream).
+    pub(crate) local_closed: bool,
+    /// The remote end closed (`proxy_on_grpc_close` was delivered).
+    pub(crate) remote_closed: bool,
 }
 
 /// A local reply a filter asked for with `proxy_send_local_response`.
@@ -147,6 +182,13 @@ pub struct HostState {
     pub(crate) next_metric_seq: [u32; 3],
     /// Next callout token (multiples of 4 for HTTP calls).
     pub(crate) next_http_token: u32,
+    /// Last gRPC call token (5, 9, …) and stream token (6, 10, …) handed out.
+    pub(crate) last_grpc_call_token: u32,
+    pub(crate) last_grpc_stream_token: u32,
+    /// gRPC calls and streams the module may still act on, by token.
+    pub(crate) grpc_callouts: HashMap<u32, GrpcCallout>,
+    /// gRPC metadata being delivered (map 4 or 5) and which of the two it is.
+    pub(crate) grpc_metadata: Option<(pwx_abi::MapType, HeaderMap)>,
     pub(crate) memory: Option<Memory>,
     pub(crate) allocator: Option<TypedFunc<i32, i32>>,
     pub(crate) phase: Phase,
@@ -190,6 +232,10 @@ impl HostState {
             metric_ids: HashMap::new(),
             next_metric_seq: [1; 3],
             next_http_token: 0,
+            last_grpc_call_token: pwx_abi::grpc::TokenKind::GrpcCall.first() - 4,
+            last_grpc_stream_token: pwx_abi::grpc::TokenKind::GrpcStream.first() - 4,
+            grpc_callouts: HashMap::new(),
+            grpc_metadata: None,
             memory: None,
             allocator: None,
             phase: Phase::Idle,

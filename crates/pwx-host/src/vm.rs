@@ -24,6 +24,7 @@ type F1 = TypedFunc<i32, ()>;
 type F1R = TypedFunc<i32, i32>;
 type F2 = TypedFunc<(i32, i32), ()>;
 type F2R = TypedFunc<(i32, i32), i32>;
+type F3 = TypedFunc<(i32, i32, i32), ()>;
 type F3R = TypedFunc<(i32, i32, i32), i32>;
 type F5 = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 
@@ -44,6 +45,10 @@ pub(crate) struct Callbacks {
     pub(crate) on_response_body: Option<F3R>,
     pub(crate) on_response_trailers: Option<F2R>,
     pub(crate) on_http_call_response: Option<F5>,
+    pub(crate) on_grpc_receive_initial_metadata: Option<F3>,
+    pub(crate) on_grpc_receive: Option<F3>,
+    pub(crate) on_grpc_receive_trailing_metadata: Option<F3>,
+    pub(crate) on_grpc_close: Option<F3>,
     pub(crate) on_done: Option<F1R>,
     pub(crate) on_log: Option<F1>,
     pub(crate) on_delete: Option<F1>,
@@ -352,7 +357,12 @@ impl Vm {
         } else {
             Ok(())
         };
-        self.store.data_mut().contexts.remove(&root_id);
+        let state = self.store.data_mut();
+        state.contexts.remove(&root_id);
+        // Envoy cancels a context's callouts with it.
+        state
+            .grpc_callouts
+            .retain(|_, callout| callout.root != root_id);
         result
     }
 
@@ -492,6 +502,18 @@ fn lookup_callbacks(
         on_response_body: get!(Callback::OnResponseBody, (i32, i32, i32), i32),
         on_response_trailers: get!(Callback::OnResponseTrailers, (i32, i32), i32),
         on_http_call_response: get!(Callback::OnHttpCallResponse, (i32, i32, i32, i32, i32), ()),
+        on_grpc_receive_initial_metadata: get!(
+            Callback::OnGrpcReceiveInitialMetadata,
+            (i32, i32, i32),
+            ()
+        ),
+        on_grpc_receive: get!(Callback::OnGrpcReceive, (i32, i32, i32), ()),
+        on_grpc_receive_trailing_metadata: get!(
+            Callback::OnGrpcReceiveTrailingMetadata,
+            (i32, i32, i32),
+            ()
+        ),
+        on_grpc_close: get!(Callback::OnGrpcClose, (i32, i32, i32), ()),
         on_done: get!(Callback::OnDone, i32, i32),
         on_log: get!(Callback::OnLog, i32, ()),
         on_delete: get!(Callback::OnDelete, i32, ()),

@@ -113,7 +113,13 @@ struct Cluster {
     endpoints: Vec<String>,
     next: Cell<usize>,
     client: Client<HttpConnector, OutBody>,
+    /// gRPC callouts always speak HTTP/2 (h2c), whatever the cluster's protocol for requests:
+    /// one client per endpoint, so that `:authority` can name the service, not the address.
+    grpc_clients: Vec<GrpcClient>,
 }
+
+/// An h2c client whose connections all go to one endpoint.
+pub(crate) type GrpcClient = Client<crate::grpc::EndpointConnector, OutBody>;
 
 /// The clusters of one worker.
 pub(crate) struct ClusterSet {
@@ -130,6 +136,16 @@ impl ClusterSet {
                 connector.set_nodelay(true);
                 let mut builder = Client::builder(TokioExecutor::new());
                 builder.pool_idle_timeout(Duration::from_secs(60));
+                let grpc_clients =
+                    config
+                        .endpoints
+                        .iter()
+                        .map(|endpoint| {
+                            builder.clone().http2_only(true).build(
+                                crate::grpc::EndpointConnector::new(connector.clone(), endpoint),
+                            )
+                        })
+                        .collect();
                 if config.protocol == UpstreamProtocol::Http2 {
                     builder.http2_only(true);
                 }
@@ -138,11 +154,24 @@ impl ClusterSet {
                     endpoints: config.endpoints.clone(),
                     next: Cell::new(0),
                     client: builder.build(connector),
+                    grpc_clients,
                 };
                 (config.name.clone(), cluster)
             })
             .collect();
         ClusterSet { by_name }
+    }
+
+    /// The h2c client of the next endpoint of `cluster` (round robin), for a gRPC callout.
+    pub(crate) fn grpc_client(&self, cluster: &str) -> Result<GrpcClient, UpstreamFailure> {
+        let cluster = self
+            .by_name
+            .get(cluster)
+            .filter(|c| !c.grpc_clients.is_empty())
+            .ok_or(UpstreamFailure::NoHealthyUpstream)?;
+        let index = cluster.next.get() % cluster.grpc_clients.len();
+        cluster.next.set(index.wrapping_add(1));
+        Ok(cluster.grpc_clients[index].clone())
     }
 
     /// Sends a whole request to `cluster` (round robin over its endpoints) and reads the whole
@@ -218,7 +247,7 @@ impl ClusterSet {
 }
 
 /// Envoy's wording for connect failures.
-fn connect_reason(error: &hyper_util::client::legacy::Error) -> String {
+pub(crate) fn connect_reason(error: &hyper_util::client::legacy::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
     while let Some(inner) = source {
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
@@ -259,7 +288,10 @@ fn to_hyper(
         builder = builder.header(http::header::HOST, host);
     }
     for (name, value) in headers.iter() {
-        if name.starts_with(b":") || is_hop_by_hop(name) {
+        // `te: trailers` is end to end (gRPC requires it); every other `te` is hop by hop.
+        let te_trailers =
+            name.eq_ignore_ascii_case(b"te") && value.eq_ignore_ascii_case(b"trailers");
+        if name.starts_with(b":") || (is_hop_by_hop(name) && !te_trailers) {
             continue;
         }
         builder = builder.header(name, value);

@@ -1,6 +1,7 @@
 //! What happens after a callback returns: the actions it deferred (resume or answer a paused
-//! stream, start a callout, set a tick period, delete a root) and the events that call back into
-//! a VM later (callout responses, ticks, queue notifications). Envoy never re-enters a module
+//! stream, start an HTTP or gRPC callout, send on / close / cancel a gRPC stream, set a tick
+//! period, delete a root) and the events that call back into a VM later (callout responses, gRPC
+//! events, ticks, queue notifications). Envoy never re-enters a module
 //! from inside a hostcall; neither does pwx.
 
 use crate::clusters::OutRequest;
@@ -85,6 +86,23 @@ impl Worker {
     /// A plugin (re)started on filter `index`: route its queue notifications here and apply
     /// what its start-up deferred (e.g. a tick period set in `on_configure`).
     pub(crate) fn plugin_started(self: &Rc<Self>, index: usize) {
+        // A replaced VM's callouts and timers died with it (its tokens and root ids will be
+        // handed out again by the new one).
+        self.callouts.borrow_mut().retain(|&(i, _), (_, task)| {
+            if i == index {
+                task.abort();
+            }
+            i != index
+        });
+        self.grpc_senders
+            .borrow_mut()
+            .retain(|&(i, _), _| i != index);
+        self.timers.borrow_mut().retain(|&(i, _), timer| {
+            if i == index {
+                timer.abort();
+            }
+            i != index
+        });
         let (instance, deferred) = {
             let mut chain = self.chain.borrow_mut();
             let vm = &mut chain.filters[index].vm;
@@ -102,6 +120,17 @@ impl Worker {
         for Deferred { context_id, action } in deferred {
             match action {
                 DeferredAction::HttpCall(request) => self.start_callout(index, request),
+                DeferredAction::GrpcStart(request) => self.start_grpc(index, request),
+                DeferredAction::GrpcSend {
+                    token,
+                    message,
+                    end_stream,
+                } => self.grpc_send(index, token, &message, end_stream),
+                DeferredAction::GrpcHalfClose { token } => {
+                    // Dropping the sender ends the request body: the stream is half-closed.
+                    self.grpc_senders.borrow_mut().remove(&(index, token));
+                }
+                DeferredAction::GrpcCancel { token } => self.cancel_grpc(index, token),
                 DeferredAction::SetTickPeriod(period) => self.set_timer(index, context_id, period),
                 DeferredAction::DeleteRoot => self.delete_root(index, context_id),
                 _ if Some(context_id) == own => {}
@@ -236,6 +265,63 @@ impl Worker {
             .insert((index, token), (root, task.abort_handle()));
     }
 
+    /// Starts a gRPC call or stream; its events go to the VM that asked for it, while the VM
+    /// still listens.
+    fn start_grpc(self: &Rc<Self>, index: usize, request: pwx_host::GrpcCalloutRequest) {
+        let worker = self.clone();
+        let (token, root) = (request.token, request.root_context_id);
+        let vm_instance = self.chain.borrow().filters[index].vm.instance_id();
+        let outgoing = request.message.is_none().then(|| {
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            self.grpc_senders
+                .borrow_mut()
+                .insert((index, token), sender);
+            receiver
+        });
+        let task = tokio::task::spawn_local(async move {
+            let mut deliver = |event: pwx_host::GrpcEvent| -> bool {
+                let result = {
+                    let mut chain = worker.chain.borrow_mut();
+                    let filter = &mut chain.filters[index];
+                    if filter.vm.instance_id() != vm_instance {
+                        // The VM was replaced (FAIL_RELOAD): the callout died with the old one.
+                        return false;
+                    }
+                    filter.vm.on_grpc_event(root, token, event)
+                };
+                let failed = result.is_err();
+                worker.after_root_callback(index, result);
+                !failed && worker.chain.borrow().filters[index].vm.grpc_open(token)
+            };
+            crate::grpc::exchange(&worker.clusters, &request, outgoing, &mut deliver).await;
+            worker.callouts.borrow_mut().remove(&(index, token));
+            worker.grpc_senders.borrow_mut().remove(&(index, token));
+        });
+        self.callouts
+            .borrow_mut()
+            .insert((index, token), (root, task.abort_handle()));
+    }
+
+    /// Queues a message on a gRPC stream; `end_stream` half-closes it after the message.
+    fn grpc_send(&self, index: usize, token: u32, message: &[u8], end_stream: bool) {
+        let mut senders = self.grpc_senders.borrow_mut();
+        if let Some(sender) = senders.get(&(index, token)) {
+            // A send error means the exchange already ended: nothing to send to.
+            let _ = sender.send(crate::grpc::frame(message));
+        }
+        if end_stream {
+            senders.remove(&(index, token));
+        }
+    }
+
+    /// Resets a gRPC call or stream: its task is dropped, which resets the HTTP/2 stream.
+    fn cancel_grpc(&self, index: usize, token: u32) {
+        if let Some((_, task)) = self.callouts.borrow_mut().remove(&(index, token)) {
+            task.abort();
+        }
+        self.grpc_senders.borrow_mut().remove(&(index, token));
+    }
+
     fn set_timer(self: &Rc<Self>, index: usize, root: u32, period: Option<Duration>) {
         if let Some(previous) = self.timers.borrow_mut().remove(&(index, root)) {
             previous.abort();
@@ -279,13 +365,17 @@ impl Worker {
         if let Some(timer) = self.timers.borrow_mut().remove(&(index, root)) {
             timer.abort();
         }
-        self.callouts.borrow_mut().retain(|&(i, _), (owner, task)| {
+        let mut callouts = self.callouts.borrow_mut();
+        callouts.retain(|&(i, _), (owner, task)| {
             let cancel = i == index && *owner == root;
             if cancel {
                 task.abort();
             }
             !cancel
         });
+        self.grpc_senders
+            .borrow_mut()
+            .retain(|key, _| callouts.contains_key(key));
     }
 
     pub(crate) fn on_event(self: &Rc<Self>, event: Event) {

@@ -11,6 +11,7 @@ mod clusters;
 mod config;
 mod dispatch;
 mod echo;
+mod grpc;
 mod routes;
 mod server;
 mod stream;

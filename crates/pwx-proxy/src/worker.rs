@@ -49,6 +49,9 @@ pub(crate) struct Worker {
     pub(crate) waiters: RefCell<HashMap<(usize, u32), Waiter>>,
     /// Callouts in flight, by (filter index, token): the owning root and the task.
     pub(crate) callouts: RefCell<HashMap<(usize, u32), (u32, AbortHandle)>>,
+    /// Request bodies of open gRPC streams, by (filter index, token).
+    pub(crate) grpc_senders:
+        RefCell<HashMap<(usize, u32), tokio::sync::mpsc::UnboundedSender<bytes::Bytes>>>,
     /// Tick timers, by (filter index, root context id).
     pub(crate) timers: RefCell<HashMap<(usize, u32), AbortHandle>>,
     /// Where other threads post events for this worker (queue notifications).
@@ -118,6 +121,7 @@ pub(crate) fn run(
             chain: RefCell::new(chain),
             waiters: RefCell::default(),
             callouts: RefCell::default(),
+            grpc_senders: RefCell::default(),
             timers: RefCell::default(),
             events,
         });

@@ -123,6 +123,36 @@ unsafe extern "C" {
     pub fn proxy_increment_metric(id: u32, delta: i64) -> u32;
     pub fn proxy_record_metric(id: u32, value: u64) -> u32;
     pub fn proxy_get_metric(id: u32, ret: *mut u64) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    pub fn proxy_grpc_call(
+        upstream: *const u8,
+        upstream_len: usize,
+        service: *const u8,
+        service_len: usize,
+        method: *const u8,
+        method_len: usize,
+        metadata: *const u8,
+        metadata_len: usize,
+        message: *const u8,
+        message_len: usize,
+        timeout_ms: u32,
+        ret_token: *mut u32,
+    ) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    pub fn proxy_grpc_stream(
+        upstream: *const u8,
+        upstream_len: usize,
+        service: *const u8,
+        service_len: usize,
+        method: *const u8,
+        method_len: usize,
+        metadata: *const u8,
+        metadata_len: usize,
+        ret_token: *mut u32,
+    ) -> u32;
+    pub fn proxy_grpc_send(token: u32, message: *const u8, len: usize, end_stream: u32) -> u32;
+    pub fn proxy_grpc_cancel(token: u32) -> u32;
+    pub fn proxy_grpc_close(token: u32) -> u32;
 }
 
 /// Takes ownership of bytes the host allocated for a `ret_ptr`/`ret_len` pair.

@@ -1,6 +1,7 @@
 //! probe: a proxy-wasm filter whose plugin configuration is a script of raw ABI calls.
 
 mod abi;
+mod grpc_ops;
 mod ops;
 mod render;
 mod script;
@@ -109,6 +110,22 @@ fn to_action(ret: Option<Value>) -> Action {
     }
 }
 
+/// The SDK reports both ends of a unary call through `on_grpc_call_response`: a message with
+/// status 0 (`proxy_on_grpc_receive`) or a failure with its status (`proxy_on_grpc_close`).
+fn grpc_call_response(prefix: &str, token: u32, status: u32, size: usize) -> (String, String) {
+    if status == 0 {
+        (
+            format!("{prefix}on_grpc_receive"),
+            format!("token={token} size={size}"),
+        )
+    } else {
+        (
+            format!("{prefix}on_grpc_close"),
+            format!("token={token} status={status}"),
+        )
+    }
+}
+
 fn eos(b: bool) -> &'static str {
     if b { "true" } else { "false" }
 }
@@ -162,6 +179,39 @@ impl Context for Root {
 
     fn on_done(&mut self) -> bool {
         self.runner.get_mut().boolean("root_on_done", "")
+    }
+
+    fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
+        let (key, args) = grpc_call_response("root_", token, status, size);
+        self.run(&key, &args);
+    }
+
+    fn on_grpc_stream_initial_metadata(&mut self, token: u32, headers: u32) {
+        self.run(
+            "root_on_grpc_receive_initial_metadata",
+            &format!("token={token} headers={headers}"),
+        );
+    }
+
+    fn on_grpc_stream_message(&mut self, token: u32, size: usize) {
+        self.run(
+            "root_on_grpc_receive",
+            &format!("token={token} size={size}"),
+        );
+    }
+
+    fn on_grpc_stream_trailing_metadata(&mut self, token: u32, trailers: u32) {
+        self.run(
+            "root_on_grpc_receive_trailing_metadata",
+            &format!("token={token} trailers={trailers}"),
+        );
+    }
+
+    fn on_grpc_stream_close(&mut self, token: u32, status: u32) {
+        self.run(
+            "root_on_grpc_close",
+            &format!("token={token} status={status}"),
+        );
     }
 }
 
@@ -247,6 +297,35 @@ impl Context for Stream {
 
     fn on_done(&mut self) -> bool {
         self.runner.boolean("on_done", "")
+    }
+
+    fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
+        let (key, args) = grpc_call_response("", token, status, size);
+        self.runner.call(&key, &args);
+    }
+
+    fn on_grpc_stream_initial_metadata(&mut self, token: u32, headers: u32) {
+        self.runner.call(
+            "on_grpc_receive_initial_metadata",
+            &format!("token={token} headers={headers}"),
+        );
+    }
+
+    fn on_grpc_stream_message(&mut self, token: u32, size: usize) {
+        self.runner
+            .call("on_grpc_receive", &format!("token={token} size={size}"));
+    }
+
+    fn on_grpc_stream_trailing_metadata(&mut self, token: u32, trailers: u32) {
+        self.runner.call(
+            "on_grpc_receive_trailing_metadata",
+            &format!("token={token} trailers={trailers}"),
+        );
+    }
+
+    fn on_grpc_stream_close(&mut self, token: u32, status: u32) {
+        self.runner
+            .call("on_grpc_close", &format!("token={token} status={status}"));
     }
 }
 

@@ -29,7 +29,7 @@ thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
 }
 
-fn save(name: &str, id: u32) {
+pub(crate) fn save(name: &str, id: u32) {
     STATE.with(|s| s.borrow_mut().labels.insert(name.to_string(), id));
 }
 
@@ -43,9 +43,9 @@ pub fn save_label(name: &str, id: u32) {
 }
 
 /// An input range that points outside linear memory, to provoke `InvalidMemoryAccess`.
-const BAD_PTR: usize = 0xFFFF_FFF0;
+pub(crate) const BAD_PTR: usize = 0xFFFF_FFF0;
 
-type R = Result<(u32, Option<String>), String>;
+pub(crate) type R = Result<(u32, Option<String>), String>;
 
 /// Runs one op and logs its result line.
 pub fn run(env: &Env, op: &Op) {
@@ -380,6 +380,9 @@ fn dispatch(env: &Env, name: &str, op: &Op) -> R {
             ))
         }
         "http_call" => http_call(op),
+        "grpc_call" | "grpc_stream" | "grpc_send" | "grpc_close" | "grpc_cancel" => {
+            crate::grpc_ops::run(name, op, bad)
+        }
         "grow" => {
             let pages = u32_arg(op, "pages", 1)? as usize;
             let old = memory_grow(pages);
@@ -449,7 +452,7 @@ fn http_call(op: &Op) -> R {
     }
 }
 
-fn ok_then(status: u32, f: impl FnOnce() -> String) -> Option<String> {
+pub(crate) fn ok_then(status: u32, f: impl FnOnce() -> String) -> Option<String> {
     (status == 0).then(f)
 }
 
@@ -500,7 +503,7 @@ fn level_arg(op: &Op) -> Result<u32, String> {
     }
 }
 
-fn u32_arg(op: &Op, key: &str, default: u32) -> Result<u32, String> {
+pub(crate) fn u32_arg(op: &Op, key: &str, default: u32) -> Result<u32, String> {
     match op.get(key) {
         None => Ok(default),
         Some(v) => v
@@ -521,7 +524,7 @@ fn i64_arg(op: &Op, key: &str, default: i64) -> Result<i64, String> {
     }
 }
 
-fn str_arg(op: &Op, key: &str, default: &str) -> String {
+pub(crate) fn str_arg(op: &Op, key: &str, default: &str) -> String {
     op.get(key)
         .and_then(Value::as_str)
         .unwrap_or(default)
@@ -529,7 +532,7 @@ fn str_arg(op: &Op, key: &str, default: &str) -> String {
 }
 
 /// A byte argument: `key` as a UTF-8 string, or `key_hex` as hex digits. Absent = empty.
-fn bytes_arg(op: &Op, key: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn bytes_arg(op: &Op, key: &str) -> Result<Vec<u8>, String> {
     if let Some(h) = op.get(&format!("{key}_hex")) {
         let h = h.as_str().ok_or(format!("{key}_hex: string"))?;
         return parse_hex(h).ok_or(format!("{key}_hex: bad hex"));
@@ -561,7 +564,7 @@ fn parse_hex(h: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn pairs_arg(op: &Op, key: &str) -> Result<render::Pairs, String> {
+pub(crate) fn pairs_arg(op: &Op, key: &str) -> Result<render::Pairs, String> {
     let Some(v) = op.get(key) else {
         return Ok(Vec::new());
     };
@@ -601,7 +604,7 @@ fn path_arg(op: &Op) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-fn id_arg(op: &Op, key: &str) -> Result<u32, String> {
+pub(crate) fn id_arg(op: &Op, key: &str) -> Result<u32, String> {
     match op.get(key) {
         Some(Value::String(s)) => label(s).ok_or(format!("{key}: nothing saved as {s}")),
         Some(v) => v

@@ -1,6 +1,6 @@
 //! Callouts: `proxy_http_call` (validated as Envoy does, then handed to the embedder as a
-//! deferred [`HttpCall`](crate::DeferredAction::HttpCall)), the gRPC calls, and
-//! `proxy_get_status`.
+//! deferred [`HttpCall`](crate::DeferredAction::HttpCall)) and `proxy_get_status`. The gRPC
+//! calls are in [`grpc`](super::grpc).
 
 use super::enter;
 use crate::memory::{self, HostResult};
@@ -83,95 +83,6 @@ pub(crate) fn proxy_http_call(
         .data_mut()
         .defer(root_context_id, DeferredAction::HttpCall(request));
     Ok(Status::Ok.as_i32())
-}
-
-/// The cluster named by a gRPC `upstream` argument: either a serialized `GrpcService` (not
-/// supported yet) or a plain cluster name.
-fn grpc_cluster(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> Result<String, Status> {
-    let upstream = memory::read(caller, ptr, len)?;
-    Ok(String::from_utf8_lossy(&upstream).into_owned())
-}
-
-#[allow(clippy::too_many_arguments)] // the ABI's signature
-pub(crate) fn proxy_grpc_call(
-    caller: Caller<'_, HostState>,
-    upstream_ptr: i32,
-    upstream_len: i32,
-    _service_ptr: i32,
-    _service_len: i32,
-    _method_ptr: i32,
-    _method_len: i32,
-    _metadata_ptr: i32,
-    _metadata_len: i32,
-    _message_ptr: i32,
-    _message_len: i32,
-    _timeout_ms: i32,
-    _ret_token: i32,
-) -> HostResult {
-    enter(&caller, HostCall::GrpcCall)?;
-    grpc_start(&caller, upstream_ptr, upstream_len)
-}
-
-#[allow(clippy::too_many_arguments)] // the ABI's signature
-pub(crate) fn proxy_grpc_stream(
-    caller: Caller<'_, HostState>,
-    upstream_ptr: i32,
-    upstream_len: i32,
-    _service_ptr: i32,
-    _service_len: i32,
-    _method_ptr: i32,
-    _method_len: i32,
-    _metadata_ptr: i32,
-    _metadata_len: i32,
-    _ret_token: i32,
-) -> HostResult {
-    enter(&caller, HostCall::GrpcStream)?;
-    grpc_start(&caller, upstream_ptr, upstream_len)
-}
-
-/// gRPC callouts arrive with the host runtime's part 2: an unknown cluster is `ParseFailure`
-/// as in Envoy; a known one is refused with `InternalFailure` (Envoy's answer when the call
-/// cannot be started), which compat.md lists.
-fn grpc_start(caller: &Caller<'_, HostState>, upstream_ptr: i32, upstream_len: i32) -> HostResult {
-    let cluster = match grpc_cluster(caller, upstream_ptr, upstream_len) {
-        Ok(cluster) => cluster,
-        Err(status) => return Ok(status.as_i32()),
-    };
-    if !caller.data().services.clusters.has_cluster(&cluster) {
-        return Ok(Status::ParseFailure.as_i32());
-    }
-    Ok(Status::InternalFailure.as_i32())
-}
-
-/// Checks a gRPC token: stream-only operations reject call tokens (low bits 1) with
-/// `BadArgument`; since no gRPC call or stream can be open yet, any other token is `NotFound`.
-fn grpc_token_status(token: i32, streams_only: bool) -> i32 {
-    match token as u32 & 3 {
-        1 if streams_only => Status::BadArgument.as_i32(),
-        1 | 2 => Status::NotFound.as_i32(),
-        _ => Status::BadArgument.as_i32(),
-    }
-}
-
-pub(crate) fn proxy_grpc_send(
-    caller: Caller<'_, HostState>,
-    token: i32,
-    _msg_ptr: i32,
-    _msg_len: i32,
-    _end_stream: i32,
-) -> HostResult {
-    enter(&caller, HostCall::GrpcSend)?;
-    Ok(grpc_token_status(token, true))
-}
-
-pub(crate) fn proxy_grpc_cancel(caller: Caller<'_, HostState>, token: i32) -> HostResult {
-    enter(&caller, HostCall::GrpcCancel)?;
-    Ok(grpc_token_status(token, false))
-}
-
-pub(crate) fn proxy_grpc_close(caller: Caller<'_, HostState>, token: i32) -> HostResult {
-    enter(&caller, HostCall::GrpcClose)?;
-    Ok(grpc_token_status(token, false))
 }
 
 pub(crate) fn proxy_get_status(

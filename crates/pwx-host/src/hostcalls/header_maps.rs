@@ -15,8 +15,12 @@ pub(crate) fn readable(state: &HostState, map: MapType) -> Option<&HeaderMap> {
         MapType::HttpCallResponseTrailers => {
             state.callout_maps.as_ref().map(|(_, trailers)| trailers)
         }
-        // gRPC metadata is only readable inside the gRPC callbacks (host runtime part 2).
-        MapType::GrpcReceiveInitialMetadata | MapType::GrpcReceiveTrailingMetadata => None,
+        // gRPC metadata is readable only inside its own callback.
+        MapType::GrpcReceiveInitialMetadata | MapType::GrpcReceiveTrailingMetadata => state
+            .grpc_metadata
+            .as_ref()
+            .filter(|(kind, _)| *kind == map)
+            .map(|(_, metadata)| metadata),
         http => {
             let stream = state.effective_http()?;
             let index = http as usize;

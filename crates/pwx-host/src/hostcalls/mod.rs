@@ -5,6 +5,7 @@ mod buffers;
 mod callouts;
 mod context;
 mod foreign;
+mod grpc;
 mod header_maps;
 mod log;
 mod metrics;
@@ -109,11 +110,11 @@ pub(crate) fn link(linker: &mut Linker<HostState>, abi: AbiVersion) -> wasmtime:
                 linker.func_wrap(ENV, name, stream_control::proxy_send_local_response)?
             }
             HttpCall => linker.func_wrap(ENV, name, callouts::proxy_http_call)?,
-            GrpcCall => linker.func_wrap(ENV, name, callouts::proxy_grpc_call)?,
-            GrpcStream => linker.func_wrap(ENV, name, callouts::proxy_grpc_stream)?,
-            GrpcSend => linker.func_wrap(ENV, name, callouts::proxy_grpc_send)?,
-            GrpcCancel => linker.func_wrap(ENV, name, callouts::proxy_grpc_cancel)?,
-            GrpcClose => linker.func_wrap(ENV, name, callouts::proxy_grpc_close)?,
+            GrpcCall => linker.func_wrap(ENV, name, grpc::proxy_grpc_call)?,
+            GrpcStream => linker.func_wrap(ENV, name, grpc::proxy_grpc_stream)?,
+            GrpcSend => linker.func_wrap(ENV, name, grpc::proxy_grpc_send)?,
+            GrpcCancel => linker.func_wrap(ENV, name, grpc::proxy_grpc_cancel)?,
+            GrpcClose => linker.func_wrap(ENV, name, grpc::proxy_grpc_close)?,
             GetStatus => linker.func_wrap(ENV, name, callouts::proxy_get_status)?,
             SetEffectiveContext => {
                 linker.func_wrap(ENV, name, context::proxy_set_effective_context)?
