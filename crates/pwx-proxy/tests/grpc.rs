@@ -60,14 +60,14 @@ fn start(script: &str, endpoint: SocketAddr) -> Setup {
     let log = Arc::new(MemoryLog::with_level(LogLevel::Trace));
     let mut services = Services::new(log.clone());
     services.clusters = Arc::new(HashSet::from(["grpc".to_string()]));
-    let config = ProxyConfig {
-        clusters: vec![ClusterConfig::single("grpc", endpoint.to_string())],
-        ..ProxyConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            vec![probe(script)],
-            UpstreamConfig::Echo,
-        )
-    };
+    let mut config = ProxyConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![probe(script)],
+        UpstreamConfig::Echo,
+    );
+    config
+        .clusters
+        .push(ClusterConfig::single("grpc", endpoint.to_string()));
     let proxy = Proxy::start(config, engine(), Arc::new(services)).unwrap();
     Setup { proxy, log }
 }
@@ -121,7 +121,7 @@ fn a_unary_call_round_trips_over_h2c() {
         ),
         server.addr,
     );
-    let (status, body) = get(setup.proxy.local_addr());
+    let (status, body) = get(setup.proxy.local_addr().unwrap());
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         lines(&setup.log, "on_grpc_receive ctx="),
@@ -162,7 +162,7 @@ fn a_failure_status_arrives_at_on_grpc_close_with_its_message() {
         &unary_script(r#"{"op": "grpc_call", "cluster": "grpc", "method": "Fail"}"#),
         server.addr,
     );
-    let (status, body) = get(setup.proxy.local_addr());
+    let (status, body) = get(setup.proxy.local_addr().unwrap());
     assert_eq!((status, body.as_str()), (503, "grpc failed\n"));
     assert_eq!(
         lines(&setup.log, "on_grpc_close ctx="),
@@ -194,7 +194,7 @@ fn a_bidi_stream_carries_metadata_and_messages_both_ways() {
             {"op": "get_header_map_value", "map": "grpc_receive_trailing_metadata", "key": "x-trailer"}],
         "on_grpc_close": [{"op": "get_status"}, {"op": "continue_stream", "stream": "request"}]}"#;
     let setup = start(script, server.addr);
-    let (status, body) = get(setup.proxy.local_addr());
+    let (status, body) = get(setup.proxy.local_addr().unwrap());
     assert_eq!(status, 200, "{body}");
     let grpc_lines: Vec<String> = setup
         .log
@@ -241,7 +241,7 @@ fn a_call_past_its_timeout_closes_with_envoys_status() {
         server.addr,
     );
     let started = Instant::now();
-    let (status, _) = get(setup.proxy.local_addr());
+    let (status, _) = get(setup.proxy.local_addr().unwrap());
     assert_eq!(status, 503);
     assert!(
         started.elapsed() < Duration::from_secs(2),
@@ -270,7 +270,7 @@ fn a_dead_endpoint_is_unavailable() {
         &unary_script(r#"{"op": "grpc_call", "cluster": "grpc", "method": "Unary"}"#),
         dead,
     );
-    let (status, _) = get(setup.proxy.local_addr());
+    let (status, _) = get(setup.proxy.local_addr().unwrap());
     assert_eq!(status, 503);
     assert_eq!(
         lines(&setup.log, "on_grpc_close ctx="),
@@ -302,7 +302,7 @@ fn nothing_arrives_after_cancel() {
                     {"op": "set_effective_context", "context": "stream"},
                     {"op": "continue_stream", "stream": "request"}]}"#;
     let setup = start(script, server.addr);
-    let (status, body) = get(setup.proxy.local_addr());
+    let (status, body) = get(setup.proxy.local_addr().unwrap());
     assert_eq!(status, 200, "{body}");
     // Six ticks were sent in the 300 ms; only the first reached the filter.
     assert_eq!(lines(&setup.log, "on_grpc_receive ctx=").len(), 1);
