@@ -322,68 +322,26 @@ async fn request_path(
         let Some(ctx) = contexts.ids[i] else { continue };
         let f = contexts.filters[i];
         let input = if paused { merge(data) } else { data };
-        let mut output = Vec::new();
-        let mut buffering = false;
-        for (chunk, end) in input {
-            let result = worker.chain.borrow_mut().filters[f].vm.on_body(
-                ctx,
-                Direction::Request,
-                &chunk,
-                end,
-            );
-            match settle(worker, f, ctx, result) {
-                After::Continue(b) => {
-                    buffering = false;
-                    output.push((Bytes::from(b), end));
-                }
-                After::Stop if end => {
-                    let held = request_woken(
-                        i,
-                        wait(worker, f, ctx, Direction::Request, contexts.idle).await,
-                    )?;
-                    output.push((Bytes::from(held.body.unwrap_or_default()), true));
-                }
-                After::Stop => buffering = true,
-                After::Reply(reply) => return Err(Stopped::Reply(i, reply)),
-                After::Failed => return Err(Stopped::Failed(i)),
-                After::Overflow => return Err(Stopped::TooLarge),
-            }
-        }
-        if let Some(current) = trailers.take() {
-            let result = worker.chain.borrow_mut().filters[f].vm.on_trailers(
-                ctx,
-                Direction::Request,
-                current,
-            );
-            let (next, held_body) = match settle(worker, f, ctx, result) {
-                After::Continue(t) => {
-                    let held = if buffering {
-                        worker.chain.borrow_mut().filters[f]
-                            .vm
-                            .resume(ctx, Direction::Request)
-                            .body
-                    } else {
-                        None
-                    };
-                    (t, held)
-                }
-                After::Stop => {
-                    let held = request_woken(
-                        i,
-                        wait(worker, f, ctx, Direction::Request, contexts.idle).await,
-                    )?;
-                    (held.trailers.unwrap_or_default(), held.body)
-                }
-                After::Reply(reply) => return Err(Stopped::Reply(i, reply)),
-                After::Failed => return Err(Stopped::Failed(i)),
-                After::Overflow => return Err(Stopped::TooLarge),
-            };
-            if let Some(body) = held_body {
-                output.push((Bytes::from(body), false));
-            }
-            trailers = Some(next);
-        }
-        data = output;
+        let halt = |halt| match halt {
+            Halt::Reply(reply) => Stopped::Reply(i, reply),
+            Halt::Failed => Stopped::Failed(i),
+            Halt::Overflow => Stopped::TooLarge,
+            Halt::Woken(woken) => match request_woken(i, woken) {
+                Err(stopped) => stopped,
+                // Only non-resume wakes become a Halt.
+                Ok(_) => Stopped::Reset,
+            },
+        };
+        (data, trailers) = body_and_trailers(
+            worker,
+            f,
+            ctx,
+            Direction::Request,
+            (input, trailers),
+            contexts.idle,
+        )
+        .await
+        .map_err(halt)?;
     }
     Ok((headers, concat(data), trailers))
 }
@@ -404,6 +362,87 @@ fn concat(frames: Vec<(Bytes, bool)>) -> Bytes {
             all.freeze()
         }
     }
+}
+
+/// Why one filter's body-and-trailers pass ended early.
+enum Halt {
+    /// The filter answered with a local reply in a body or trailers callback.
+    Reply(LocalReply),
+    /// The filter's VM failed.
+    Failed,
+    /// Buffering exceeded the limit.
+    Overflow,
+    /// The filter paused and was woken by something other than a resume.
+    Woken(Woken),
+}
+
+/// One filter's body calls and trailers callback, in Envoy's order. A pause on the last body
+/// call or on the trailers waits for the filter; a pause on an earlier call buffers. Returns
+/// the frames and trailers the filter passed on.
+async fn body_and_trailers(
+    worker: &Rc<Worker>,
+    f: usize,
+    ctx: u32,
+    direction: Direction,
+    (input, trailers): (Vec<(Bytes, bool)>, Option<HeaderMap>),
+    idle: Duration,
+) -> Result<(Vec<(Bytes, bool)>, Option<HeaderMap>), Halt> {
+    let resumed = |woken: Woken| match woken {
+        Woken::Continue(held) => Ok(held),
+        other => Err(Halt::Woken(other)),
+    };
+    let mut output = Vec::new();
+    let mut buffering = false;
+    for (chunk, end) in input {
+        let result = worker.chain.borrow_mut().filters[f]
+            .vm
+            .on_body(ctx, direction, &chunk, end);
+        match settle(worker, f, ctx, result) {
+            After::Continue(b) => {
+                buffering = false;
+                output.push((Bytes::from(b), end));
+            }
+            After::Stop if end => {
+                let held = resumed(wait(worker, f, ctx, direction, idle).await)?;
+                output.push((Bytes::from(held.body.unwrap_or_default()), true));
+            }
+            After::Stop => buffering = true,
+            After::Reply(reply) => return Err(Halt::Reply(reply)),
+            After::Failed => return Err(Halt::Failed),
+            After::Overflow => return Err(Halt::Overflow),
+        }
+    }
+    let Some(current) = trailers else {
+        return Ok((output, None));
+    };
+    let result = worker.chain.borrow_mut().filters[f]
+        .vm
+        .on_trailers(ctx, direction, current);
+    let (next, held_body) = match settle(worker, f, ctx, result) {
+        After::Continue(t) => {
+            // Trailers that continue release a body the filter was still buffering.
+            let held = if buffering {
+                worker.chain.borrow_mut().filters[f]
+                    .vm
+                    .resume(ctx, direction)
+                    .body
+            } else {
+                None
+            };
+            (t, held)
+        }
+        After::Stop => {
+            let held = resumed(wait(worker, f, ctx, direction, idle).await)?;
+            (held.trailers.unwrap_or_default(), held.body)
+        }
+        After::Reply(reply) => return Err(Halt::Reply(reply)),
+        After::Failed => return Err(Halt::Failed),
+        After::Overflow => return Err(Halt::Overflow),
+    };
+    if let Some(body) = held_body {
+        output.push((Bytes::from(body), false));
+    }
+    Ok((output, Some(next)))
 }
 
 /// How the response path ended badly.
@@ -496,65 +535,17 @@ async fn response_filter(
     if paused {
         data = merge(data);
     }
-    let mut output = Vec::new();
-    let mut buffering = false;
-    // Past the headers, Envoy has already sent them: a local reply or a failure can only
-    // close the connection.
-    for (chunk, end) in data {
-        let result =
-            worker.chain.borrow_mut().filters[i]
-                .vm
-                .on_body(ctx, Direction::Response, &chunk, end);
-        match settle(worker, i, ctx, result) {
-            After::Continue(b) => {
-                buffering = false;
-                output.push((Bytes::from(b), end));
-            }
-            After::Stop if end => {
-                let held = woken(wait(worker, i, ctx, Direction::Response, idle).await)?;
-                output.push((Bytes::from(held.body.unwrap_or_default()), true));
-            }
-            After::Stop => buffering = true,
-            After::Overflow => {
-                return Err(ResponseStop::Replace(internal_error(
-                    "response_payload_too_large",
-                )));
-            }
-            After::Reply(_) | After::Failed => return Err(ResponseStop::Reset),
-        }
-    }
-    let trailers = match trailers {
-        None => None,
-        Some(current) => {
-            let result = worker.chain.borrow_mut().filters[i].vm.on_trailers(
-                ctx,
-                Direction::Response,
-                current,
-            );
-            let (next, held_body) = match settle(worker, i, ctx, result) {
-                After::Continue(t) => {
-                    let held = if buffering {
-                        worker.chain.borrow_mut().filters[i]
-                            .vm
-                            .resume(ctx, Direction::Response)
-                            .body
-                    } else {
-                        None
-                    };
-                    (t, held)
-                }
-                After::Stop => {
-                    let held = woken(wait(worker, i, ctx, Direction::Response, idle).await)?;
-                    (held.trailers.unwrap_or_default(), held.body)
-                }
-                _ => return Err(ResponseStop::Reset),
-            };
-            if let Some(body) = held_body {
-                output.push((Bytes::from(body), false));
-            }
-            Some(next)
-        }
+    // Past the headers, Envoy has already sent them: a local reply or a failure in a body or
+    // trailers callback can only close the connection.
+    let halt = |halt| match halt {
+        Halt::Overflow => ResponseStop::Replace(internal_error("response_payload_too_large")),
+        Halt::Reply(_) | Halt::Failed => ResponseStop::Reset,
+        Halt::Woken(w) => woken(w).err().unwrap_or(ResponseStop::Reset),
     };
+    let (output, trailers) =
+        body_and_trailers(worker, i, ctx, Direction::Response, (data, trailers), idle)
+            .await
+            .map_err(halt)?;
     Ok(Response {
         headers,
         body: concat(output),
