@@ -2,21 +2,18 @@
 //! requests and the filters' HTTP callouts both go through here, and both fail the way Envoy's
 //! router fails (503 on connect failure or reset, 504 on timeout).
 
+use crate::body::OutBody;
 use crate::config::{ClusterConfig, ClusterKind, UpstreamProtocol};
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use pwx_host::{HeaderMap, LocalReply};
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::time::{Duration, Instant};
-
-/// A request body as the clients send it (with trailers when there are some).
-pub(crate) type OutBody = BoxBody<Bytes, Infallible>;
 
 /// A whole request for an upstream: headers with pseudo-headers, body, trailers.
 pub(crate) struct OutRequest {
@@ -31,6 +28,21 @@ pub(crate) struct InResponse {
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
     pub(crate) trailers: Option<HeaderMap>,
+}
+
+/// An upstream's response as it starts: its headers, and the body still to come.
+pub(crate) struct Upstream {
+    /// Headers with `:status`.
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: UpstreamBody,
+}
+
+/// The body of an upstream response.
+pub(crate) enum UpstreamBody {
+    /// Read from the connection as it arrives; `http2` tells how its end is signalled.
+    Stream { body: Incoming, http2: bool },
+    /// Produced whole by a built-in upstream (echo).
+    Whole(Bytes),
 }
 
 /// Why an upstream request failed, in Envoy's terms.
@@ -175,8 +187,7 @@ impl ClusterSet {
     }
 
     /// Sends a whole request to `cluster` (round robin over its endpoints) and reads the whole
-    /// response, within `timeout`; `service_time` adds Envoy's `x-envoy-upstream-service-time`
-    /// to the response.
+    /// response, within `timeout` (the callouts' exchange).
     pub(crate) async fn send(
         &self,
         cluster: &str,
@@ -184,56 +195,35 @@ impl ClusterSet {
         timeout: Option<Duration>,
         service_time: bool,
     ) -> Result<InResponse, UpstreamFailure> {
-        let Some(cluster) = self.by_name.get(cluster) else {
-            return Err(UpstreamFailure::NoHealthyUpstream);
-        };
-        if cluster.kind == ClusterKind::Echo {
-            let (headers, body) = crate::echo::respond(&request.headers, &request.body);
-            return Ok(InResponse {
-                headers,
-                body,
-                trailers: None,
-            });
-        }
-        if cluster.endpoints.is_empty() {
-            return Err(UpstreamFailure::NoHealthyUpstream);
-        }
-        let index = cluster.next.get() % cluster.endpoints.len();
-        cluster.next.set(index.wrapping_add(1));
-        let endpoint = &cluster.endpoints[index];
-        let request = to_hyper(endpoint, request)?;
-        let started = Instant::now();
         let exchange = async {
-            let response = cluster.client.request(request).await.map_err(|e| {
-                if e.is_connect() {
-                    UpstreamFailure::Connect(connect_reason(&e))
-                } else {
-                    UpstreamFailure::Reset(format!("{e}"))
+            let OutRequest {
+                mut headers,
+                body,
+                trailers,
+            } = request;
+            // The body is whole: its length is the one this hop sends.
+            headers.remove(b"content-length");
+            let body = match trailers {
+                Some(trailers) if !trailers.is_empty() => crate::body::infallible(
+                    http_body_util::Full::new(body)
+                        .with_trailers(std::future::ready(Some(Ok(to_http_headers(&trailers))))),
+                ),
+                _ => crate::body::full(body),
+            };
+            let upstream = self.open(cluster, headers, body, service_time).await?;
+            let (body, trailers) = match upstream.body {
+                UpstreamBody::Whole(body) => (body, None),
+                UpstreamBody::Stream { body, .. } => {
+                    let collected = body.collect().await.map_err(|e| {
+                        UpstreamFailure::Reset(format!("reading the response body: {e}"))
+                    })?;
+                    let trailers = collected.trailers().map(from_http_headers);
+                    (collected.to_bytes(), trailers)
                 }
-            })?;
-            let (parts, body) = response.into_parts();
-            let collected = body
-                .collect()
-                .await
-                .map_err(|e| UpstreamFailure::Reset(format!("reading the response body: {e}")))?;
-            let trailers = collected.trailers().map(from_http_headers);
-            let mut headers = HeaderMap::new();
-            headers.add(b":status", parts.status.as_str().as_bytes());
-            for (name, value) in &parts.headers {
-                if !is_hop_by_hop(name.as_str().as_bytes()) || name == http::header::CONTENT_LENGTH
-                {
-                    headers.add(name.as_str().as_bytes(), value.as_bytes());
-                }
-            }
-            if service_time {
-                headers.add(
-                    b"x-envoy-upstream-service-time",
-                    started.elapsed().as_millis().to_string().as_bytes(),
-                );
-            }
+            };
             Ok(InResponse {
-                headers,
-                body: collected.to_bytes(),
+                headers: upstream.headers,
+                body,
                 trailers,
             })
         };
@@ -243,6 +233,67 @@ impl ClusterSet {
                 .unwrap_or(Err(UpstreamFailure::Timeout)),
             None => exchange.await,
         }
+    }
+
+    /// Starts a request to `cluster` (round robin over its endpoints) and returns when the
+    /// response headers arrived; the body streams on. `service_time` adds Envoy's
+    /// `x-envoy-upstream-service-time` to the response headers.
+    pub(crate) async fn open(
+        &self,
+        cluster: &str,
+        headers: HeaderMap,
+        body: OutBody,
+        service_time: bool,
+    ) -> Result<Upstream, UpstreamFailure> {
+        let Some(cluster) = self.by_name.get(cluster) else {
+            return Err(UpstreamFailure::NoHealthyUpstream);
+        };
+        if cluster.kind == ClusterKind::Echo {
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| UpstreamFailure::Reset(e.to_string()))?
+                .to_bytes();
+            let (headers, body) = crate::echo::respond(&headers, &body);
+            return Ok(Upstream {
+                headers,
+                body: UpstreamBody::Whole(body),
+            });
+        }
+        if cluster.endpoints.is_empty() {
+            return Err(UpstreamFailure::NoHealthyUpstream);
+        }
+        let index = cluster.next.get() % cluster.endpoints.len();
+        cluster.next.set(index.wrapping_add(1));
+        let endpoint = &cluster.endpoints[index];
+        let request = to_hyper(endpoint, &headers, body)?;
+        let started = Instant::now();
+        let response = cluster.client.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                UpstreamFailure::Connect(connect_reason(&e))
+            } else {
+                UpstreamFailure::Reset(format!("{e}"))
+            }
+        })?;
+        let http2 = response.version() == http::Version::HTTP_2;
+        let (parts, body) = response.into_parts();
+        let mut headers = HeaderMap::new();
+        headers.add(b":status", parts.status.as_str().as_bytes());
+        for (name, value) in &parts.headers {
+            if !is_hop_by_hop(name.as_str().as_bytes()) {
+                headers.add(name.as_str().as_bytes(), value.as_bytes());
+            }
+        }
+        if service_time {
+            headers.add(
+                b"x-envoy-upstream-service-time",
+                started.elapsed().as_millis().to_string().as_bytes(),
+            );
+        }
+        Ok(Upstream {
+            headers,
+            body: UpstreamBody::Stream { body, http2 },
+        })
     }
 }
 
@@ -272,13 +323,27 @@ fn from_http_headers(headers: &http::HeaderMap) -> HeaderMap {
     map
 }
 
+/// Header pairs as hyper's map (pairs hyper refuses are dropped: they cannot be sent).
+pub(crate) fn to_http_headers(map: &HeaderMap) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in map.iter() {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name),
+            http::HeaderValue::from_bytes(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
 /// Builds the hyper request: `:path`/`:method` become the request line, `:authority` the
-/// `host` header, the body is re-framed by this hop.
+/// `host` header; `content-length` goes as the filters left it (as Envoy forwards it).
 fn to_hyper(
     endpoint: &str,
-    request: OutRequest,
+    headers: &HeaderMap,
+    body: OutBody,
 ) -> Result<http::Request<OutBody>, UpstreamFailure> {
-    let headers = &request.headers;
     let path = headers.get_str(":path").unwrap_or("/");
     let mut builder = http::Request::builder()
         .method(headers.get(b":method").unwrap_or(b"GET"))
@@ -296,29 +361,13 @@ fn to_hyper(
         }
         builder = builder.header(name, value);
     }
-    let body = Full::new(request.body);
-    let body: OutBody = match request.trailers {
-        Some(trailers) if !trailers.is_empty() => {
-            let mut map = http::HeaderMap::new();
-            for (name, value) in trailers.iter() {
-                if let (Ok(name), Ok(value)) = (
-                    http::HeaderName::from_bytes(name),
-                    http::HeaderValue::from_bytes(value),
-                ) {
-                    map.append(name, value);
-                }
-            }
-            body.with_trailers(std::future::ready(Some(Ok(map))))
-                .boxed()
-        }
-        _ => body.boxed(),
-    };
     builder
         .body(body)
         .map_err(|e| UpstreamFailure::BadRequest(e.to_string()))
 }
 
-/// Connection-level headers are not forwarded (the body is re-framed by this hop).
+/// Connection-level headers are not forwarded (each hop frames the body itself; a
+/// `content-length` is end to end and is kept).
 pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
     matches!(
         name.to_ascii_lowercase().as_slice(),
@@ -329,6 +378,5 @@ pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
             | b"proxy-connection"
             | b"te"
             | b"host"
-            | b"content-length"
     )
 }

@@ -26,10 +26,33 @@ pub(crate) enum Wake {
     Failed,
 }
 
-/// A stream paused in a filter, waiting for that filter to act on it.
+/// A live stream's context in one filter: where that filter's actions on the stream (resume,
+/// local reply, reset from a tick or a callout response) are posted, and which directions the
+/// filter holds stopped.
 pub(crate) struct Waiter {
-    pub(crate) direction: Direction,
-    pub(crate) wake: tokio::sync::oneshot::Sender<Wake>,
+    /// Stopped directions: `[request, response]`.
+    pub(crate) stopped: [bool; 2],
+    pub(crate) mailbox: Mailbox,
+}
+
+/// Where a stream's driver receives what its filters did from outside its callbacks.
+pub(crate) type Mailbox = tokio::sync::mpsc::UnboundedSender<Woke>;
+
+/// A filter acted on a stream from outside the stream's own callbacks.
+pub(crate) struct Woke {
+    /// The worker's filter index.
+    pub(crate) filter: usize,
+    pub(crate) context: u32,
+    /// The direction resumed (`None` for replies, resets and failures).
+    pub(crate) direction: Option<Direction>,
+    pub(crate) wake: Wake,
+}
+
+pub(crate) fn slot(direction: Direction) -> usize {
+    match direction {
+        Direction::Request => 0,
+        Direction::Response => 1,
+    }
 }
 
 /// Something another thread asks of this worker.
@@ -141,9 +164,9 @@ impl Worker {
                     self.resume(index, context_id, Direction::Response)
                 }
                 DeferredAction::LocalReply(reply) => {
-                    self.wake(index, context_id, None, Wake::LocalReply(reply))
+                    self.wake(index, context_id, Wake::LocalReply(reply))
                 }
-                DeferredAction::ResetStream => self.wake(index, context_id, None, Wake::Reset),
+                DeferredAction::ResetStream => self.wake(index, context_id, Wake::Reset),
                 DeferredAction::ClearRouteCache => {
                     // Routes are chosen after the request path, from the final headers: there
                     // is no cached route to clear.
@@ -159,47 +182,65 @@ impl Worker {
         }
     }
 
-    /// Wakes a stream paused in `direction` (any direction when `None`).
-    fn wake(&self, index: usize, context: u32, direction: Option<Direction>, wake: Wake) {
-        let mut waiters = self.waiters.borrow_mut();
-        let matches = waiters
-            .get(&(index, context))
-            .is_some_and(|w| direction.is_none_or(|d| d == w.direction));
-        if !matches {
-            // Envoy ignores a continue for a direction that is not stopped.
-            return;
-        }
-        if let Some(waiter) = waiters.remove(&(index, context)) {
-            let _ = waiter.wake.send(wake);
+    /// Posts a reply or reset to a live stream.
+    fn wake(&self, index: usize, context: u32, wake: Wake) {
+        if let Some(waiter) = self.waiters.borrow().get(&(index, context)) {
+            let _ = waiter.mailbox.send(Woke {
+                filter: index,
+                context,
+                direction: None,
+                wake,
+            });
         }
     }
 
+    /// Resumes a direction the filter holds stopped; Envoy ignores a continue for a direction
+    /// that is not stopped.
     fn resume(&self, index: usize, context: u32, direction: Direction) {
-        let paused = self
-            .waiters
-            .borrow()
-            .get(&(index, context))
-            .is_some_and(|w| w.direction == direction);
-        if !paused {
-            return;
-        }
+        let mailbox = {
+            let mut waiters = self.waiters.borrow_mut();
+            let Some(waiter) = waiters.get_mut(&(index, context)) else {
+                return;
+            };
+            if !std::mem::take(&mut waiter.stopped[slot(direction)]) {
+                return;
+            }
+            waiter.mailbox.clone()
+        };
         let held = self.chain.borrow_mut().filters[index]
             .vm
             .resume(context, direction);
-        self.wake(index, context, Some(direction), Wake::Continue(held));
+        let _ = mailbox.send(Woke {
+            filter: index,
+            context,
+            direction: Some(direction),
+            wake: Wake::Continue(held),
+        });
     }
 
-    /// Every stream waiting on filter `index` fails with it.
+    /// Marks a direction of a stream stopped (or running again) in filter `index`.
+    pub(crate) fn set_stopped(
+        &self,
+        index: usize,
+        context: u32,
+        direction: Direction,
+        stopped: bool,
+    ) {
+        if let Some(waiter) = self.waiters.borrow_mut().get_mut(&(index, context)) {
+            waiter.stopped[slot(direction)] = stopped;
+        }
+    }
+
+    /// Every stream stopped in filter `index` fails with it.
     pub(crate) fn fail_waiters(&self, index: usize) {
-        let mut waiters = self.waiters.borrow_mut();
-        let keys: Vec<_> = waiters
-            .keys()
-            .filter(|(i, _)| *i == index)
-            .copied()
-            .collect();
-        for key in keys {
-            if let Some(waiter) = waiters.remove(&key) {
-                let _ = waiter.wake.send(Wake::Failed);
+        for (&(i, context), waiter) in self.waiters.borrow().iter() {
+            if i == index && waiter.stopped.iter().any(|s| *s) {
+                let _ = waiter.mailbox.send(Woke {
+                    filter: index,
+                    context,
+                    direction: None,
+                    wake: Wake::Failed,
+                });
             }
         }
     }

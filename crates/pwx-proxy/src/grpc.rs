@@ -6,10 +6,11 @@
 //! trailers-only reply, `UNAVAILABLE`), status messages carry Envoy's response-code details in
 //! braces, and a unary call reports only its message or its failure.
 
-use crate::clusters::{ClusterSet, OutBody, UpstreamFailure, connect_reason};
+use crate::body::OutBody;
+use crate::clusters::{ClusterSet, UpstreamFailure, connect_reason};
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Body, Frame};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper_util::client::legacy::connect::HttpConnector;
 use pwx_abi::GrpcStatus;
 use pwx_abi::grpc::{http_to_grpc_status, parse_grpc_status};
@@ -283,9 +284,9 @@ async fn run(
         Err(failure) => return events.local_reply(&failure),
     };
     let body: OutBody = match (&request.message, outgoing) {
-        (Some(message), _) => Full::new(frame(message)).boxed(),
-        (None, Some(messages)) => ChannelBody { messages }.boxed(),
-        (None, None) => Full::new(Bytes::new()).boxed(),
+        (Some(message), _) => crate::body::full(frame(message)),
+        (None, Some(messages)) => crate::body::infallible(ChannelBody { messages }),
+        (None, None) => crate::body::empty(),
     };
     let http_request = match build(request, body) {
         Ok(http_request) => http_request,

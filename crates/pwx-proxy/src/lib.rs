@@ -1,11 +1,13 @@
 //! The pwx data plane: N workers, each with its own runtime, listener socket (SO_REUSEPORT),
 //! VM replicas and upstream client; a request lives and dies on one worker and takes no lock.
 //!
-//! Bodies are buffered whole (per request, up to the buffer limit); HTTP/1.1 and h2c are
+//! Bodies stream through the filters chunk by chunk, as Envoy's filter manager hands them over
+//! (buffered only where a filter asks for it, up to the buffer limit); HTTP/1.1 and h2c are
 //! served downstream, HTTP/1.1 or h2c spoken to clusters. docs/compat.md lists the differences
 //! from Envoy.
 
 mod admin;
+mod body;
 mod chain;
 mod clusters;
 mod config;

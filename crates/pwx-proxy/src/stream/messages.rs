@@ -1,0 +1,157 @@
+//! Between hyper's messages and the maps filters see: the request headers as Envoy presents
+//! them to the chain, local replies as Envoy builds them, and the response head sent to the
+//! client.
+
+use crate::body::OutBody;
+use crate::clusters::is_hop_by_hop;
+use pwx_host::{HeaderMap, LocalReply};
+
+/// Envoy's request headers as filters see them: pseudo-headers first, `host` as `:authority`,
+/// plus what the connection manager adds before the filter chain.
+pub(crate) fn request_map(parts: &http::request::Parts) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    let authority = parts
+        .headers
+        .get(http::header::HOST)
+        .map(|h| h.as_bytes())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().as_bytes()))
+        .unwrap_or_default();
+    map.add(b":authority", authority);
+    map.add(
+        b":path",
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .as_bytes(),
+    );
+    map.add(b":method", parts.method.as_str().as_bytes());
+    map.add(b":scheme", b"http");
+    for (name, value) in &parts.headers {
+        // The connection manager consumes the hop-by-hop headers before the filters run.
+        if name != http::header::HOST && !is_connection_header(name) {
+            map.add(name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    if map.get(b"x-forwarded-proto").is_none() {
+        map.add(b"x-forwarded-proto", b"http");
+    }
+    if map.get(b"x-request-id").is_none() {
+        map.add(b"x-request-id", request_id().as_bytes());
+    }
+    map
+}
+
+/// Headers about this hop's connection, which Envoy strips before the filter chain.
+fn is_connection_header(name: &http::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade"
+    )
+}
+
+/// A random UUID v4, as Envoy generates for `x-request-id`.
+fn request_id() -> String {
+    let mut bytes = [0u8; 16];
+    // A failing OS random source leaves zeros: the id is a correlation tag, not a secret.
+    let _ = getrandom::fill(&mut bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// One of Envoy's own replies (404, 408, 413, 500, …).
+pub(crate) fn status_reply(status: u32, details: &str, body: &str) -> LocalReply {
+    LocalReply {
+        status,
+        details: details.into(),
+        body: body.as_bytes().to_vec(),
+        headers: Vec::new(),
+        grpc_status: None,
+    }
+}
+
+/// A local reply's headers as Envoy builds them: `:status`, the filter's headers, then
+/// `content-length` and `content-type` when there is a body.
+pub(crate) fn local_headers(reply: &LocalReply) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.add(b":status", reply.status.to_string().as_bytes());
+    for (k, v) in &reply.headers {
+        headers.add(k, v);
+    }
+    if !reply.body.is_empty() {
+        if headers.get(b"content-length").is_none() {
+            headers.add(b"content-length", reply.body.len().to_string().as_bytes());
+        }
+        if headers.get(b"content-type").is_none() {
+            headers.add(b"content-type", b"text/plain");
+        }
+    }
+    headers
+}
+
+pub(crate) fn protocol_name(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        _ => "HTTP/1.1",
+    }
+}
+
+pub(crate) fn from_http_headers(headers: &http::HeaderMap) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.add(name.as_str().as_bytes(), value.as_bytes());
+    }
+    map
+}
+
+/// The response head for the client, from the headers the chain ended with; `close` asks hyper
+/// to close the connection after it (Envoy does when it answers before the request ended).
+pub(crate) fn response_head(
+    headers: &HeaderMap,
+    body: OutBody,
+    close: bool,
+) -> http::Response<OutBody> {
+    let status = headers
+        .get_str(":status")
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(|s| http::StatusCode::from_u16(s).ok())
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    let map = response.headers_mut();
+    for (name, value) in headers.iter() {
+        if name.starts_with(b":") || is_hop_by_hop(name) {
+            continue;
+        }
+        match (
+            http::HeaderName::from_bytes(name),
+            http::HeaderValue::from_bytes(value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                map.append(name, value);
+            }
+            _ => tracing::debug!(
+                name = %String::from_utf8_lossy(name),
+                "a response header hyper cannot send was dropped"
+            ),
+        }
+    }
+    if close {
+        map.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
