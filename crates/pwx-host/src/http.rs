@@ -125,6 +125,7 @@ impl Vm {
         if let Some(http) = self.http_mut(context_id) {
             http.maps[map as usize] = headers;
             http.access[map as usize] = Access::ReadWrite;
+            http.in_headers = Some(direction);
         }
         let eos = i32::from(end_of_stream);
         let ctx = context_id as i32;
@@ -153,7 +154,11 @@ impl Vm {
                 context_id,
                 (ctx, count),
             ),
-        }?;
+        };
+        if let Some(http) = self.http_mut(context_id) {
+            http.in_headers = None;
+        }
+        let raw = raw?;
         let forced_stop = self.store.data().local_reply_sent;
         let status = interpret::headers(raw.unwrap_or(0) as u32);
         let stop = forced_stop
@@ -266,6 +271,7 @@ impl Vm {
             });
         };
         http.creatable[trailers as usize] = false;
+        let held = &mut http.watermarked[direction as usize];
         let (body, paused) = match direction {
             Direction::Request => (&mut http.request_body, &mut http.request_paused),
             Direction::Response => (&mut http.response_body, &mut http.response_paused),
@@ -274,10 +280,16 @@ impl Vm {
             _ if forced_stop => Flow::Stop,
             FilterDataStatus::Continue => {
                 *paused = Paused::No;
-                Flow::Continue(std::mem::take(body))
+                let mut passed = std::mem::take(held);
+                passed.append(body);
+                Flow::Continue(passed)
             }
-            FilterDataStatus::StopIterationAndBuffer
-            | FilterDataStatus::StopIterationAndWatermark => {
+            FilterDataStatus::StopIterationAndBuffer => {
+                *paused = Paused::Body;
+                Flow::Stop
+            }
+            FilterDataStatus::StopIterationAndWatermark => {
+                held.append(body);
                 *paused = Paused::Body;
                 Flow::Stop
             }
@@ -352,10 +364,11 @@ impl Vm {
             Direction::Request => std::mem::take(&mut http.request_paused),
             Direction::Response => std::mem::take(&mut http.response_paused),
         };
-        let body = match direction {
-            Direction::Request => std::mem::take(&mut http.request_body),
-            Direction::Response => std::mem::take(&mut http.response_body),
-        };
+        let mut body = std::mem::take(&mut http.watermarked[direction as usize]);
+        body.append(match direction {
+            Direction::Request => &mut http.request_body,
+            Direction::Response => &mut http.response_body,
+        });
         let body = (!body.is_empty()).then_some(body);
         for map in [headers_map, trailers_map] {
             http.access[map as usize] = Access::None;

@@ -146,12 +146,19 @@ pub(crate) struct HttpStreamState {
     pub(crate) request_body: Vec<u8>,
     /// The response body visible to the module.
     pub(crate) response_body: Vec<u8>,
+    /// Body held back by `StopIterationAndWatermark` (request, response): passed on with the
+    /// next chunk that continues, but not visible to the module (Envoy shows it only the new
+    /// chunk).
+    pub(crate) watermarked: [Vec<u8>; 2],
     /// Properties set with `proxy_set_property` (filter state `wasm.<path>`).
     pub(crate) filter_state: HashMap<Vec<u8>, Vec<u8>>,
     /// Connection and request facts for properties.
     pub(crate) info: StreamInfo,
     /// Inside `on_log`.
     pub(crate) in_log: bool,
+    /// Inside a headers callback of this direction: its body cannot be written yet (Envoy
+    /// answers `BadArgument`).
+    pub(crate) in_headers: Option<crate::http::Direction>,
     /// Where each direction is paused.
     pub(crate) request_paused: crate::http::Paused,
     pub(crate) response_paused: crate::http::Paused,

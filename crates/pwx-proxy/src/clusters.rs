@@ -280,7 +280,9 @@ impl ClusterSet {
         let mut headers = HeaderMap::new();
         headers.add(b":status", parts.status.as_str().as_bytes());
         for (name, value) in &parts.headers {
-            if !is_hop_by_hop(name.as_str().as_bytes()) {
+            // Envoy's HTTP/1 codec leaves `transfer-encoding` in the response headers filters
+            // see (the downstream codec frames the body again anyway).
+            if !is_hop_by_hop(name.as_str().as_bytes()) || name == http::header::TRANSFER_ENCODING {
                 headers.add(name.as_str().as_bytes(), value.as_bytes());
             }
         }
@@ -360,6 +362,14 @@ fn to_hyper(
             continue;
         }
         builder = builder.header(name, value);
+    }
+    // Envoy's HTTP/1 codec announces an empty body on requests whose method may carry one.
+    let method = headers.get(b":method").unwrap_or(b"GET");
+    if http_body::Body::is_end_stream(&body)
+        && headers.get(b"content-length").is_none()
+        && matches!(method, b"POST" | b"PUT" | b"PATCH")
+    {
+        builder = builder.header(http::header::CONTENT_LENGTH, "0");
     }
     builder
         .body(body)

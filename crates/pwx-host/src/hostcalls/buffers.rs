@@ -19,11 +19,13 @@ pub(crate) fn buffer(state: &HostState, buffer: BufferType) -> Result<&[u8], Sta
         // TCP filters come with the transport layer; an HTTP context sees no connection data.
         BufferType::DownstreamData | BufferType::UpstreamData => Ok(&[]),
         BufferType::HttpCallResponseBody | BufferType::GrpcReceiveBuffer | BufferType::CallData => {
-            state
-                .call_data
-                .as_deref()
-                .filter(|_| state.call_data_kind == Some(buffer))
-                .ok_or(Status::NotFound)
+            match state.call_data.as_deref() {
+                Some(data) if state.call_data_kind == Some(buffer) => Ok(data),
+                // Outside its callback only the callout response body is missing; the gRPC
+                // buffer and call data read as empty (as Envoy answers).
+                _ if buffer == BufferType::HttpCallResponseBody => Err(Status::NotFound),
+                _ => Ok(&[]),
+            }
         }
         BufferType::VmConfiguration => Ok(&state.vm.configuration),
         BufferType::PluginConfiguration => {
@@ -108,7 +110,15 @@ pub(crate) fn proxy_set_buffer_bytes(
     let state = caller.data_mut();
     let target = match kind {
         BufferType::HttpRequestBody | BufferType::HttpResponseBody => {
+            let direction = match kind {
+                BufferType::HttpRequestBody => crate::http::Direction::Request,
+                _ => crate::http::Direction::Response,
+            };
             match state.effective_http_mut() {
+                // The body does not exist yet while its headers are being handled.
+                Some(http) if http.in_headers == Some(direction) => {
+                    return Ok(Status::BadArgument.as_i32());
+                }
                 Some(http) if kind == BufferType::HttpRequestBody => &mut http.request_body,
                 Some(http) => &mut http.response_body,
                 None => return Ok(Status::NotFound.as_i32()),

@@ -15,7 +15,8 @@ pub(crate) fn proxy_set_effective_context(
     enter(&caller, HostCall::SetEffectiveContext)?;
     let state = caller.data_mut();
     let id = context_id as u32;
-    if !state.contexts.contains_key(&id) {
+    // Context 0 is the VM's own context, which Envoy accepts.
+    if id != 0 && !state.contexts.contains_key(&id) {
         return Ok(Status::BadArgument.as_i32());
     }
     state.effective = id;

@@ -83,6 +83,11 @@ pub(crate) fn proxy_get_metric(
     ret_value: i32,
 ) -> HostResult {
     enter(&caller, HostCall::GetMetric)?;
+    // Envoy reads the type from the id's low bits first: a histogram id is refused even
+    // when no such metric exists.
+    if id as u32 & 3 == MetricType::Histogram as u32 {
+        return Ok(Status::BadArgument.as_i32());
+    }
     let value = match caller.data().metric_ids.get(&(id as u32)) {
         None => return Ok(Status::NotFound.as_i32()),
         Some(metric) if metric.kind == MetricType::Histogram => {

@@ -287,6 +287,10 @@ pub(crate) fn proxy_get_property(
         Ok(path) => path,
         Err(status) => return Ok(status.as_i32()),
     };
+    // An empty path names the whole attribute tree, which Envoy cannot serialize.
+    if path.is_empty() {
+        return Ok(Status::SerializationFailure.as_i32());
+    }
     let segments = pwx_abi::path::decode(&path);
     match resolve(caller.data(), &segments) {
         Ok(value) => memory::return_bytes(&mut caller, &value.encode(), ret_ptr, ret_len),

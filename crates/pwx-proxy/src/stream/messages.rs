@@ -99,6 +99,48 @@ pub(crate) fn local_headers(reply: &LocalReply) -> HeaderMap {
     headers
 }
 
+/// Whether the headers carry a `:status` an HTTP response can have.
+pub(crate) fn valid_status(headers: &HeaderMap) -> bool {
+    headers
+        .get_str(":status")
+        .and_then(|s| s.parse::<u16>().ok())
+        .is_some_and(|s| (100..=999).contains(&s))
+}
+
+/// A local reply to a gRPC request as Envoy sends it: a trailers-only response (HTTP 200,
+/// `grpc-status` and `grpc-message` in the headers, no body).
+pub(crate) fn grpc_local_headers(reply: &LocalReply) -> HeaderMap {
+    let status = match reply.grpc_status {
+        Some(status) if status <= 16 => status,
+        Some(_) => 2,
+        None => grpc_status_of_http(reply.status),
+    };
+    let mut headers = HeaderMap::new();
+    headers.add(b":status", b"200");
+    for (k, v) in &reply.headers {
+        headers.add(k, v);
+    }
+    headers.replace(b"content-type", b"application/grpc");
+    headers.add(b"grpc-status", status.to_string().as_bytes());
+    if !reply.body.is_empty() {
+        headers.add(b"grpc-message", &reply.body);
+    }
+    headers.add(b"content-length", b"0");
+    headers
+}
+
+/// Envoy's mapping of an HTTP status to a gRPC status (`Grpc::Utility::httpToGrpcStatus`).
+fn grpc_status_of_http(status: u32) -> u32 {
+    match status {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => 14,
+        _ => 2,
+    }
+}
+
 pub(crate) fn protocol_name(version: http::Version) -> &'static str {
     match version {
         http::Version::HTTP_10 => "HTTP/1.0",

@@ -157,6 +157,13 @@ struct Driver {
     replies: u32,
     /// Why the stream must end without (the rest of) a response.
     reset: Option<&'static str>,
+    /// What is left of the `content-length` the request (to the upstream) and the response
+    /// (to the client) declared: a filter that grew the body without fixing the header gets
+    /// its body cut there, as the peer of Envoy reads it.
+    upstream_room: Option<u64>,
+    client_room: Option<u64>,
+    /// Close the client connection after the response (HTTP/1).
+    close_connection: bool,
     /// The chain position of a filter whose VM had failed and whose policy fails streams.
     failed: Option<usize>,
     route_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -203,6 +210,9 @@ impl Driver {
             replies: 0,
             reset: None,
             failed,
+            close_connection: false,
+            upstream_room: None,
+            client_room: None,
             route_deadline: None,
             idle,
             idle_timer: Box::pin(tokio::time::sleep_until(now + idle)),
@@ -214,16 +224,16 @@ impl Driver {
     /// had their failure policy applied).
     fn start(&mut self, headers: HeaderMap) {
         self.contexts.request = headers.clone();
+        let end = self.incoming.as_ref().is_none_or(|b| b.is_end_stream());
+        if end {
+            self.incoming = None;
+            self.request_complete = true;
+        }
         if let Some(position) = self.failed {
             // FAIL_CLOSED: the failed filter's own response path is skipped.
             let from = self.response.index_of(position.checked_sub(1));
             self.local_reply(from, fail_closed_reply());
             return;
-        }
-        let end = self.incoming.as_ref().is_none_or(|b| b.is_end_stream());
-        if end {
-            self.incoming = None;
-            self.request_complete = true;
         }
         self.feed_request(Frame::Headers(headers, end));
     }
@@ -398,6 +408,7 @@ impl Driver {
                     let from = self.response.index_of(position.checked_sub(1));
                     self.local_reply(from, fail_closed_reply());
                 }
+                Halt::Reset => self.reset = Some("a filter reset the stream"),
                 Halt::Overflow(position) => {
                     let from = self.response.index_of(Some(position));
                     self.local_reply(
@@ -417,6 +428,7 @@ impl Driver {
                 if self.upstream_tx.is_none() {
                     return;
                 }
+                let data = within(&mut self.upstream_room, data);
                 if !data.is_empty() {
                     self.to_upstream
                         .push_back(Item::Frame(http_body::Frame::data(data)));
@@ -483,6 +495,7 @@ impl Driver {
                     self.upstream_tx = Some(sender);
                     body.boxed()
                 };
+                self.upstream_room = declared_length(&headers);
                 let stamp = !listener.suppress_envoy_headers;
                 let cluster = cluster.clone();
                 let worker = self.worker.clone();
@@ -590,6 +603,10 @@ impl Driver {
             // What a filter does to a response it is handed replaces it for the filters
             // before it (in response order, those after it).
             let (position, reply) = match halt {
+                Halt::Reset => {
+                    self.reset = Some("a filter reset the stream");
+                    return;
+                }
                 Halt::Reply(position, reply) => (position, reply),
                 Halt::Failed(position) => (position, fail_closed_reply()),
                 Halt::Overflow(position) => (
@@ -606,13 +623,34 @@ impl Driver {
     fn response_emitted(&mut self, frame: Frame) {
         let item = match frame {
             Frame::Headers(headers, end) => {
+                if !messages::valid_status(&headers) {
+                    // Envoy's codec refuses to send a response without a valid `:status`:
+                    // the client gets its 502 instead (no filter sees it).
+                    self.upstream = UpstreamState::Done;
+                    let reply = status_reply(
+                        502,
+                        "missing_required_header",
+                        "missing required header: :status",
+                    );
+                    let headers = local_headers(&reply);
+                    self.contexts.response = headers.clone();
+                    let data = http_body::Frame::data(Bytes::from(reply.body));
+                    self.response_complete = true;
+                    self.client = ClientState::Ready {
+                        headers,
+                        items: vec![Item::Frame(data), Item::End],
+                    };
+                    return;
+                }
                 self.contexts.response = headers.clone();
+                self.client_room = declared_length(&headers);
                 let items = if end { vec![Item::End] } else { Vec::new() };
                 self.response_complete = end;
                 self.client = ClientState::Ready { headers, items };
                 return;
             }
             Frame::Data(data, end) => {
+                let data = within(&mut self.client_room, data);
                 self.contexts.response_body_bytes += data.len() as u64;
                 if !data.is_empty() {
                     self.send_to_client(Item::Frame(http_body::Frame::data(data)));
@@ -656,7 +694,11 @@ impl Driver {
         self.upstream_tx = None;
         self.to_upstream.clear();
         self.route_deadline = None;
-        self.incoming = None;
+        if let Some(incoming) = self.incoming.take() {
+            // The rest of the request is read and dropped: closing a socket with unread data
+            // would reset it and could destroy the reply on its way to the client.
+            tokio::task::spawn_local(drain(incoming));
+        }
         let details = reply.details.clone();
         self.contexts
             .update_info(|info| info.response_code_details = Some(details.clone()));
@@ -664,8 +706,20 @@ impl Driver {
         self.response_started = true;
         self.replies += 1;
         let replies = self.replies;
-        let headers = local_headers(&reply);
-        let body = Bytes::from(reply.body);
+        let grpc = self
+            .contexts
+            .request
+            .get(b"content-type")
+            .is_some_and(|t| t.starts_with(b"application/grpc"));
+        let (headers, body) = if grpc {
+            (messages::grpc_local_headers(&reply), Bytes::new())
+        } else {
+            (local_headers(&reply), Bytes::from(reply.body))
+        };
+        if reply.status == 400 && !grpc {
+            // Envoy's HTTP/1 codec closes the connection after its own 400s.
+            self.close_connection = true;
+        }
         let end = body.is_empty();
         self.feed_response(from, Frame::Headers(headers, end));
         // Unless a filter replaced this reply in turn (or reset the stream), its body follows
@@ -740,7 +794,8 @@ impl Driver {
             }
         };
         // Envoy closes an HTTP/1 connection when it answers before the request ended.
-        let close = !self.request_complete && self.downstream != http::Version::HTTP_2;
+        let close = (!self.request_complete || self.close_connection)
+            && self.downstream != http::Version::HTTP_2;
         let body = if self.response_complete {
             whole(items)
         } else {
@@ -754,6 +809,27 @@ impl Driver {
         }
         messages::response_head(&headers, body, close)
     }
+}
+
+/// The `content-length` a message declares.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get_str("content-length")?.trim().parse().ok()
+}
+
+/// `data` cut to the room left under a declared length.
+fn within(room: &mut Option<u64>, data: Bytes) -> Bytes {
+    let Some(left) = room else {
+        return data;
+    };
+    let keep = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+    *left -= keep as u64;
+    if keep < data.len() {
+        tracing::debug!(
+            dropped = data.len() - keep,
+            "body longer than its content-length; the excess is not sent"
+        );
+    }
+    data.slice(..keep)
 }
 
 /// A complete response body from its items.
@@ -776,6 +852,17 @@ fn whole(items: Vec<Item>) -> OutBody {
         None if data.is_empty() => body::empty(),
         None => body::full(data.freeze()),
     }
+}
+
+/// How long the rest of an answered request is read before the connection is closed anyway.
+const DRAIN_FOR: Duration = Duration::from_secs(2);
+
+/// Reads and drops the rest of a request body that will not be forwarded.
+async fn drain(mut incoming: Incoming) {
+    let _ = tokio::time::timeout(DRAIN_FOR, async {
+        while let Some(Ok(_)) = incoming.frame().await {}
+    })
+    .await;
 }
 
 async fn upstream_event(upstream: &mut UpstreamState, read_body: bool) -> Event {

@@ -9,7 +9,7 @@
 
 use crate::worker::Worker;
 use bytes::{Bytes, BytesMut};
-use pwx_host::{Direction, Flow, HeaderMap, Held, LocalReply, Step, VmFailed};
+use pwx_host::{DeferredAction, Direction, Flow, HeaderMap, Held, LocalReply, Step, VmFailed};
 use std::rc::Rc;
 
 /// A piece of one direction of a stream.
@@ -32,6 +32,8 @@ pub(crate) enum Halt {
     Failed(usize),
     /// Buffering at chain position `.0` exceeded the body limit.
     Overflow(usize),
+    /// A filter reset the stream from its own callback.
+    Reset,
 }
 
 /// Where a filter stands in this direction.
@@ -88,6 +90,7 @@ enum After<T> {
     Reply(LocalReply),
     Failed,
     Overflow,
+    Reset,
 }
 
 impl Pipeline {
@@ -170,7 +173,7 @@ impl Pipeline {
                     let result = worker.chain.borrow_mut().filters[filter]
                         .vm
                         .on_headers(context, direction, headers, end);
-                    match settle(worker, filter, context, result) {
+                    match settle(worker, filter, context, direction, result) {
                         After::Continue(headers) => Frame::Headers(headers, end),
                         After::Stop => {
                             self.stop(worker, index, State::HeadersStopped);
@@ -184,7 +187,7 @@ impl Pipeline {
                     let result = worker.chain.borrow_mut().filters[filter]
                         .vm
                         .on_body(context, direction, &chunk, end);
-                    match settle(worker, filter, context, result) {
+                    match settle(worker, filter, context, direction, result) {
                         After::Continue(body) => {
                             self.open(worker, index);
                             Frame::Data(Bytes::from(body), end)
@@ -205,7 +208,7 @@ impl Pipeline {
                     let result = worker.chain.borrow_mut().filters[filter]
                         .vm
                         .on_trailers(context, direction, trailers);
-                    match settle(worker, filter, context, result) {
+                    match settle(worker, filter, context, direction, result) {
                         After::Continue(trailers) => {
                             // Trailers that continue release a body the filter was buffering.
                             if self.slots[index].state == State::Buffering {
@@ -358,6 +361,7 @@ impl<T> After<T> {
         match self {
             After::Reply(reply) => Halt::Reply(position, reply),
             After::Overflow => Halt::Overflow(position),
+            After::Reset => Halt::Reset,
             After::Failed | After::Continue(_) | After::Stop => Halt::Failed(position),
         }
     }
@@ -368,6 +372,7 @@ fn settle<T>(
     worker: &Rc<Worker>,
     filter: usize,
     context: u32,
+    direction: Direction,
     result: Result<Step<T>, VmFailed>,
 ) -> After<T> {
     let step = match result {
@@ -378,9 +383,22 @@ fn settle<T>(
         }
     };
     let reply = step.local_reply(context).cloned();
+    // `close_stream` on its own stream resets it; so does resuming the response from a
+    // request callback, before there is one (Envoy closes the connection).
+    let reset = step.deferred.iter().any(|d| {
+        d.context_id == context
+            && match d.action {
+                DeferredAction::ResetStream => true,
+                DeferredAction::ContinueResponse => direction == Direction::Request,
+                _ => false,
+            }
+    });
     worker.apply(filter, step.deferred, Some(context));
     if let Some(reply) = reply {
         return After::Reply(reply);
+    }
+    if reset {
+        return After::Reset;
     }
     match step.flow {
         Flow::Continue(data) => After::Continue(data),
