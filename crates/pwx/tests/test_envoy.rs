@@ -72,7 +72,11 @@ fn token_auth_cases_agree_on_pwx_and_envoy() {
     for case in cases {
         assert_eq!(case["passed"], true, "{case}");
         assert_eq!(case["envoy"]["verdict"], "passed", "{case}");
-        assert_eq!(case["envoy"]["differences"], serde_json::json!([]), "{case}");
+        assert_eq!(
+            case["envoy"]["differences"],
+            serde_json::json!([]),
+            "{case}"
+        );
     }
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("tests=\"12\" failures=\"0\""), "{xml}");
