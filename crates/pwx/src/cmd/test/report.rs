@@ -135,10 +135,14 @@ fn escape(text: &str) -> String {
         .collect()
 }
 
+/// A JUnit testcase's non-passing outcome: element (`failure`, `error`, `skipped`), message,
+/// detail.
+type JunitOutcome = (&'static str, String, String);
+
 /// JUnit XML: one testsuite (the file), one testcase per case, and with `--envoy` one more
 /// per case (`NAME [envoy]`): failed, errored or skipped with the reason.
 pub(crate) fn junit(results: &[CaseResult], file: &str) -> String {
-    let mut cases: Vec<(String, f64, Option<(&str, String, String)>)> = Vec::new();
+    let mut cases: Vec<(String, f64, Option<JunitOutcome>)> = Vec::new();
     let mut skipped = 0;
     for result in results {
         let pwx_failed = result.error.is_some() || !result.failures.is_empty();
