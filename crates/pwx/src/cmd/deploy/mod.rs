@@ -1,13 +1,15 @@
 //! `pwx deploy`: Envoy bootstraps (inline or ECDS), Istio manifests (WasmPlugin, EnvoyFilter +
 //! EXTENSION_CONFIG), and `pwx deploy envoy`, which runs the real Envoy with the filter.
 
-mod bootstrap;
+pub(crate) mod bootstrap;
 mod crd;
-mod envoy_bin;
-mod filter;
+pub(crate) mod envoy_bin;
+pub(crate) mod filter;
 mod istio;
-mod output;
+pub(crate) mod output;
 mod run_envoy;
+
+pub(crate) use run_envoy::stop as stop_child;
 
 /// Arguments of `pwx deploy`.
 #[derive(clap::Args)]

@@ -126,7 +126,7 @@ pub(crate) fn execute(args: EnvoyArgs) -> anyhow::Result<()> {
 }
 
 /// Sends SIGTERM to Envoy by PID and waits for it (SIGKILL after 10 s).
-fn stop(child: &mut Child) {
+pub(crate) fn stop(child: &mut Child) {
     if let Ok(pid) = i32::try_from(child.id()) {
         // SAFETY: kill(2) with the PID of a child we spawned and have not reaped.
         unsafe {

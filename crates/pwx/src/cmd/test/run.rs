@@ -22,9 +22,23 @@ pub(crate) struct CaseResult {
     /// The case could not run (start-up failed unexpectedly, an unanswered callout, …).
     pub error: Option<String>,
     pub seconds: f64,
+    /// The same case on Envoy (`--envoy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub envoy: Option<super::envoy::EnvoyResult>,
+    /// What pwx did (for the comparison with Envoy).
+    #[serde(skip)]
+    pub observed: Option<Observed>,
 }
 
-fn mismatch(
+/// What one run of a case produced: the last exchange, and the filter's log lines over all
+/// repeats as `level message`.
+#[derive(Debug, Clone)]
+pub(crate) struct Observed {
+    pub outcome: Outcome,
+    pub logs: Vec<String>,
+}
+
+pub(crate) fn mismatch(
     check: impl Into<String>,
     expected: impl Into<String>,
     actual: impl Into<String>,
@@ -36,7 +50,7 @@ fn mismatch(
     }
 }
 
-fn response(spec: &cases::ResponseSpec, what: &str) -> anyhow::Result<Response> {
+pub(crate) fn response(spec: &cases::ResponseSpec, what: &str) -> anyhow::Result<Response> {
     let mut response = Response::new(spec.status).body(spec.body.clone());
     for (k, v) in cases::pairs(&spec.headers, what)? {
         response = response.header(k, v.unwrap_or_default());
@@ -47,7 +61,8 @@ fn response(spec: &cases::ResponseSpec, what: &str) -> anyhow::Result<Response> 
 /// Runs `case` on a filter started from `base` with `configuration`.
 pub(crate) fn run_case(base: &FilterBuilder, configuration: &[u8], case: &Case) -> CaseResult {
     let started = std::time::Instant::now();
-    let (failures, error) = match check_case(base, configuration, case) {
+    let mut observed = None;
+    let (failures, error) = match check_case(base, configuration, case, &mut observed) {
         Ok(failures) => (failures, None),
         Err(e) => (Vec::new(), Some(format!("{e:#}"))),
     };
@@ -57,6 +72,8 @@ pub(crate) fn run_case(base: &FilterBuilder, configuration: &[u8], case: &Case) 
         failures,
         error,
         seconds: started.elapsed().as_secs_f64(),
+        envoy: None,
+        observed,
     }
 }
 
@@ -64,6 +81,7 @@ fn check_case(
     base: &FilterBuilder,
     configuration: &[u8],
     case: &Case,
+    observed: &mut Option<Observed>,
 ) -> anyhow::Result<Vec<Mismatch>> {
     let configuration = match &case.configuration {
         Some(value) => cases::configuration_bytes(value)?,
@@ -116,11 +134,22 @@ fn check_case(
     };
     let mut outcome = Outcome::default();
     let mut logs = Vec::new();
+    let mut leveled = Vec::new();
     for _ in 0..case.repeat.max(1) {
         outcome = filter.send_to(&request, &upstream)?;
         logs.extend(outcome.logs.iter().map(|l| l.message.clone()));
+        leveled.extend(
+            outcome
+                .logs
+                .iter()
+                .map(|l| format!("{} {}", l.level, l.message)),
+        );
     }
     let mut failures = compare(case, &outcome, &logs)?;
+    *observed = Some(Observed {
+        outcome: outcome.clone(),
+        logs: leveled,
+    });
     for (name, want) in &expect.metrics {
         match filter.metric(name) {
             Some(got) if got == *want => {}
@@ -149,7 +178,7 @@ fn check_case(
     Ok(failures)
 }
 
-fn request(case: &Case) -> anyhow::Result<Request> {
+pub(crate) fn request(case: &Case) -> anyhow::Result<Request> {
     let spec = &case.request;
     let mut request = Request::new(&spec.method, &spec.path).body(spec.body.clone());
     if let Some(authority) = &spec.authority {
@@ -196,7 +225,11 @@ fn compare_headers(
     Ok(())
 }
 
-fn compare(case: &Case, outcome: &Outcome, logs: &[String]) -> anyhow::Result<Vec<Mismatch>> {
+pub(crate) fn compare(
+    case: &Case,
+    outcome: &Outcome,
+    logs: &[String],
+) -> anyhow::Result<Vec<Mismatch>> {
     let expect = &case.expect;
     let mut failures = Vec::new();
     if let Some(reason) = &outcome.vm_failure {
