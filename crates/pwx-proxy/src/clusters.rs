@@ -3,6 +3,7 @@
 //! router fails (503 on connect failure or reset, 504 on timeout).
 
 use crate::config::{ClusterConfig, ClusterKind, UpstreamProtocol};
+use crate::tls::UpstreamConnector;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -112,7 +113,9 @@ struct Cluster {
     kind: ClusterKind,
     endpoints: Vec<String>,
     next: Cell<usize>,
-    client: Client<HttpConnector, OutBody>,
+    client: Client<UpstreamConnector, OutBody>,
+    /// `http` or `https` (the connector does TLS for the latter).
+    scheme: &'static str,
     /// gRPC callouts always speak HTTP/2 (h2c), whatever the cluster's protocol for requests:
     /// one client per endpoint, so that `:authority` can name the service, not the address.
     grpc_clients: Vec<GrpcClient>,
@@ -149,10 +152,13 @@ impl ClusterSet {
                 if config.protocol == UpstreamProtocol::Http2 {
                     builder.http2_only(true);
                 }
+                let connector =
+                    UpstreamConnector::new(connector, config.tls.as_ref(), config.protocol);
                 let cluster = Cluster {
                     kind: config.kind,
                     endpoints: config.endpoints.clone(),
                     next: Cell::new(0),
+                    scheme: connector.scheme(),
                     client: builder.build(connector),
                     grpc_clients,
                 };
@@ -201,7 +207,7 @@ impl ClusterSet {
         let index = cluster.next.get() % cluster.endpoints.len();
         cluster.next.set(index.wrapping_add(1));
         let endpoint = &cluster.endpoints[index];
-        let request = to_hyper(endpoint, request)?;
+        let request = to_hyper(cluster.scheme, endpoint, request)?;
         let started = Instant::now();
         let exchange = async {
             let response = cluster.client.request(request).await.map_err(|e| {
@@ -275,6 +281,7 @@ fn from_http_headers(headers: &http::HeaderMap) -> HeaderMap {
 /// Builds the hyper request: `:path`/`:method` become the request line, `:authority` the
 /// `host` header, the body is re-framed by this hop.
 fn to_hyper(
+    scheme: &str,
     endpoint: &str,
     request: OutRequest,
 ) -> Result<http::Request<OutBody>, UpstreamFailure> {
@@ -282,7 +289,7 @@ fn to_hyper(
     let path = headers.get_str(":path").unwrap_or("/");
     let mut builder = http::Request::builder()
         .method(headers.get(b":method").unwrap_or(b"GET"))
-        .uri(format!("http://{endpoint}{path}"));
+        .uri(format!("{scheme}://{endpoint}{path}"));
     // `:authority` comes first in the map, so `host` leads the upstream request as in Envoy.
     if let Some(host) = headers.get(b":authority") {
         builder = builder.header(http::header::HOST, host);

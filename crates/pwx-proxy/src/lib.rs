@@ -2,7 +2,7 @@
 //! VM replicas and upstream client; a request lives and dies on one worker and takes no lock.
 //!
 //! Bodies are buffered whole (per request, up to the buffer limit); HTTP/1.1 and h2c are
-//! served downstream, HTTP/1.1 or h2c spoken to clusters. docs/compat.md lists the differences
+//! served downstream, HTTP/1.1 or h2c spoken to clusters, each optionally over TLS. docs/compat.md lists the differences
 //! from Envoy.
 
 mod admin;
@@ -15,6 +15,7 @@ mod grpc;
 mod routes;
 mod server;
 mod stream;
+pub mod tls;
 mod worker;
 
 pub use config::{
