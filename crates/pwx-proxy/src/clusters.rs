@@ -256,6 +256,9 @@ impl ClusterSet {
 pub(crate) fn connect_reason(error: &hyper_util::client::legacy::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
     while let Some(inner) = source {
+        if let Some(tls) = inner.downcast_ref::<crate::tls::HandshakeFailed>() {
+            return tls.to_string();
+        }
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
             return match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => {

@@ -296,10 +296,12 @@ pub(crate) struct UpstreamConnector {
 
 impl UpstreamConnector {
     pub(crate) fn new(
-        tcp: HttpConnector,
+        mut tcp: HttpConnector,
         tls: Option<&ClientTls>,
         protocol: UpstreamProtocol,
     ) -> Self {
+        // The TCP connector takes `https://` URIs too; TLS is added on top here.
+        tcp.enforce_http(tls.is_none());
         UpstreamConnector {
             tcp,
             tls: tls.map(|tls| (tls.for_protocol(protocol), tls.sni.clone())),
@@ -313,6 +315,11 @@ impl UpstreamConnector {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The upstream TLS handshake failed (the 503's "transport failure reason").
+#[derive(Debug, thiserror::Error)]
+#[error("TLS error: {0}")]
+pub(crate) struct HandshakeFailed(String);
 
 impl tower_service::Service<http::Uri> for UpstreamConnector {
     type Response = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
@@ -341,7 +348,10 @@ impl tower_service::Service<http::Uri> for UpstreamConnector {
                 Some(name) => name,
                 None => ServerName::try_from(host)?,
             };
-            let stream = connector.connect(name, TokioIo::new(tcp)).await?;
+            let stream = connector
+                .connect(name, TokioIo::new(tcp))
+                .await
+                .map_err(|e| HandshakeFailed(e.to_string()))?;
             Ok(MaybeHttpsStream::Https(TokioIo::new(stream)))
         })
     }

@@ -12,8 +12,8 @@ mod pem;
 mod server;
 
 pub(crate) use accept::{DownstreamTls, handshake, scheme, stream_info};
-pub(crate) use client::UpstreamConnector;
 pub use client::{ClientTls, ClientTlsOptions, Trust};
+pub(crate) use client::{HandshakeFailed, UpstreamConnector};
 pub use pem::{CertificatePem, Pem};
 pub use server::{ServerTls, ServerTlsOptions, TlsVersion, supported_cipher_suites};
 
