@@ -4,12 +4,13 @@
 //! chain only, nothing).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
-use pwx_host::{Engine, EngineConfig, MemoryLog, Services};
+use pwx_abi::LogLevel;
+use pwx_host::{Engine, EngineConfig, MemoryLog, PluginConfig, Services, VmConfig};
 use pwx_proxy::tls::{
     CertificatePem, ClientTls, ClientTlsOptions, Pem, ServerTls, ServerTlsOptions, TlsError,
     TlsVersion, Trust,
 };
-use pwx_proxy::{ClusterConfig, Proxy, ProxyConfig, UpstreamConfig};
+use pwx_proxy::{ClusterConfig, FilterConfig, Proxy, ProxyConfig, UpstreamConfig};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, OnceLock};
@@ -140,8 +141,35 @@ fn start_up_checks_name_the_file_or_option_at_fault() {
 }
 
 fn start(config: ProxyConfig) -> Proxy {
-    let services = Services::new(Arc::new(MemoryLog::default()));
+    start_logging(config, Arc::new(MemoryLog::default()))
+}
+
+fn start_logging(config: ProxyConfig, log: Arc<MemoryLog>) -> Proxy {
+    let services = Services::new(log);
     Proxy::start(config, engine(), Arc::new(services)).unwrap()
+}
+
+/// The conformance probe running `script` (built by scripts/build-fixtures.sh).
+fn probe(script: &str) -> FilterConfig {
+    let path = format!(
+        "{}/../../target/fixtures/probe.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let wasm = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}; run scripts/build-fixtures.sh first"));
+    FilterConfig {
+        wasm,
+        source: "probe".into(),
+        plugin: PluginConfig {
+            name: "probe".into(),
+            configuration: script.into(),
+            ..Default::default()
+        },
+        vm: VmConfig {
+            vm_id: "probe".into(),
+            ..Default::default()
+        },
+    }
 }
 
 /// One HTTP/1.1 GET over TLS with `server_name` (a DNS name is sent as SNI; an IP address is
@@ -213,6 +241,41 @@ fn a_listener_picks_its_certificate_by_sni_and_requests_see_https() {
     let error = tls_get(addr, Ca::new("other CA").roots(), "a.test").unwrap_err();
     assert!(error.contains("invalid peer certificate"), "{error}");
     assert!(tls_get(addr, ca.roots(), "b.test").is_ok());
+    proxy.shutdown();
+}
+
+#[test]
+fn filters_see_the_tls_connection_in_properties_and_the_scheme() {
+    let ca = Ca::new("test CA");
+    let script = r#"{"on_request_headers": [
+        {"op": "get_property", "path": ["connection", "tls_version"]},
+        {"op": "get_property", "path": ["connection", "requested_server_name"]},
+        {"op": "get_header_map_value", "map": "request_headers", "key": ":scheme"}]}"#;
+    let mut config = ProxyConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![probe(script)],
+        UpstreamConfig::Echo,
+    );
+    config.listeners[0].tls = Some(
+        ServerTls::new(&ServerTlsOptions {
+            certificates: vec![ca.leaf(&["b.test"])],
+            max_version: Some(TlsVersion::Tls12),
+            ..ServerTlsOptions::default()
+        })
+        .unwrap(),
+    );
+    let log = Arc::new(MemoryLog::with_level(LogLevel::Trace));
+    let proxy = start_logging(config, log.clone());
+    let response = tls_get(proxy.local_addr().unwrap(), ca.roots(), "b.test").unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let lines = log.messages().join("\n");
+    for expected in [
+        r#"tls_version"]}) -> status=0 value="TLSv1.2""#,
+        r#"requested_server_name"]}) -> status=0 value="b.test""#,
+        r#"":scheme","map":"request_headers"}) -> status=0 value="https""#,
+    ] {
+        assert!(lines.contains(expected), "{expected} not in:\n{lines}");
+    }
     proxy.shutdown();
 }
 
