@@ -324,10 +324,73 @@ fn https_origin(certificate: &CertificatePem) -> SocketAddr {
     addr
 }
 
+/// An HTTPS origin speaking HTTP/2 only (ALPN `h2`, hyper), answering with the version it
+/// received.
+fn h2_origin(certificate: &CertificatePem) -> SocketAddr {
+    use rustls::pki_types::pem::PemObject;
+    let chain = rustls::pki_types::CertificateDer::pem_slice_iter(&certificate.chain.data)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&certificate.key.data).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((socket, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(|request: http::Request<_>| {
+                        let body = format!("{:?}", request.version());
+                        async move {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from(body)),
+                            ))
+                        }
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+                });
+            }
+        });
+    });
+    addr
+}
+
 /// The status of a plain GET through a proxy whose only cluster is `origin` with `tls`.
 fn status_through(origin: SocketAddr, tls: ClientTlsOptions) -> (u16, String) {
+    status_through_cluster(origin, tls, pwx_proxy::UpstreamProtocol::Http1)
+}
+
+fn status_through_cluster(
+    origin: SocketAddr,
+    tls: ClientTlsOptions,
+    protocol: pwx_proxy::UpstreamProtocol,
+) -> (u16, String) {
     let cluster = ClusterConfig {
         tls: Some(ClientTls::new(&tls).unwrap()),
+        protocol,
         ..ClusterConfig::single("origin", format!("localhost:{}", origin.port()))
     };
     let mut config = ProxyConfig::new(
@@ -393,4 +456,18 @@ fn clusters_verify_upstream_certificates_as_configured() {
     // Envoy without `trusted_ca`: nothing is checked.
     let (status, response) = status_through(origin, ClientTlsOptions::new(Trust::AnyCertificate));
     assert_eq!(status, 200, "{response}");
+}
+
+#[test]
+fn an_http2_cluster_over_tls_negotiates_h2() {
+    let ca = Ca::new("test CA");
+    let origin = h2_origin(&ca.leaf(&["localhost"]));
+    let trusted = Trust::Ca(Pem::inline("ca.pem", ca.pem.clone()));
+    let (status, response) = status_through_cluster(
+        origin,
+        ClientTlsOptions::new(trusted),
+        pwx_proxy::UpstreamProtocol::Http2,
+    );
+    assert_eq!(status, 200, "{response}");
+    assert!(response.ends_with("HTTP/2.0"), "{response}");
 }
