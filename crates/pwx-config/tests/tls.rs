@@ -131,6 +131,13 @@ fn envoy_upstream_without_trusted_ca_verifies_nothing_and_sends_sni_only_when_se
     assert_eq!(tls.validation, UpstreamValidation::None);
     assert_eq!(tls.sni, None);
     assert!(!tls.sni_from_endpoint);
+    assert!(
+        loaded.warnings.iter().any(|w| w
+            .message
+            .contains("the upstream's certificate is not verified")),
+        "{:?}",
+        loaded.warnings
+    );
 
     let loaded = parse_str(&envoy("", CERTS, UPSTREAM), "envoy.yaml").unwrap();
     let tls = loaded.config.clusters[0].tls.as_ref().unwrap();

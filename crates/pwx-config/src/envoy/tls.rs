@@ -107,6 +107,7 @@ pub(crate) fn upstream(
         client_certificate: None,
     };
     let Some((n, p)) = tls.get("common_tls_context") else {
+        warn_unverified(ctx, &tls);
         return Ok(out);
     };
     let common = ctx.object(
@@ -127,6 +128,9 @@ pub(crate) fn upstream(
             )?);
         }
     }
+    if out.validation == UpstreamValidation::None {
+        warn_unverified(ctx, &tls);
+    }
     let certificates = common.list("tls_certificates")?;
     if let Some((n, p)) = certificates.get(1) {
         return Err(ConfigError::at(
@@ -143,6 +147,15 @@ pub(crate) fn upstream(
         )?);
     }
     Ok(out)
+}
+
+/// Envoy connects without checking the upstream's certificate when no CA is configured; pwx
+/// does the same, and says so.
+fn warn_unverified(ctx: &mut Ctx, tls: &Obj<'_>) {
+    ctx.warnings.push(crate::error::Warning {
+        origin: tls.origin(),
+        message: "no `validation_context.trusted_ca`: as in Envoy, the upstream's certificate is not verified".into(),
+    });
 }
 
 /// A `TlsCertificate`: chain and key, each a data source.
