@@ -30,6 +30,7 @@ packages=(
   wasi-libc              # WASI sysroot under /usr (include/wasm32-wasi, lib/wasm32-wasi)
   libclang-rt-dev-wasm32 # compiler-rt builtins for wasm32, linked by clang into every module
   docker-registry        # local OCI registry for pwx-oci tests
+  curl                   # run_tls: curl --cacert over HTTP/1.1 and --http2 through pwx run
 )
 missing=()
 for p in "${packages[@]}"; do

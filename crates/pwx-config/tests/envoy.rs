@@ -218,7 +218,11 @@ fn tutorial_bootstrap_reads_unchanged() {
         external.tls,
         Some(UpstreamTls {
             sni: Some("www.example.com".into()),
-            ca_file: Some("/etc/ssl/certs/ca-certificates.crt".into()),
+            sni_from_endpoint: false,
+            validation: UpstreamValidation::TrustedCa(DataSource::File(
+                "/etc/ssl/certs/ca-certificates.crt".into()
+            )),
+            verify_server_name: false,
             alpn: vec!["h2".into(), "http/1.1".into()],
             client_certificate: None,
         })

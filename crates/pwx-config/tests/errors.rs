@@ -218,7 +218,7 @@ fn pwx_unknown_field() {
             &pwx("    use_remote_address: true\n", "{cluster: backend}"),
             "pwx.yaml"
         ),
-        "pwx.yaml:4:5: listeners[0].use_remote_address: unknown field `use_remote_address`, expected one of `name`, `address`, `codec`, `routes`, `virtual_hosts`, `filters`, `tcp_proxy`, `per_connection_buffer_limit_bytes`, `stream_idle_timeout`, `request_timeout`, `http1_enable_trailers`, `suppress_envoy_headers`\n  \
+        "pwx.yaml:4:5: listeners[0].use_remote_address: unknown field `use_remote_address`, expected one of `name`, `address`, `codec`, `routes`, `virtual_hosts`, `filters`, `tcp_proxy`, `per_connection_buffer_limit_bytes`, `stream_idle_timeout`, `request_timeout`, `http1_enable_trailers`, `suppress_envoy_headers`, `tls`\n  \
          hint: see docs/config.md for the pwx YAML format (`pwx schema` prints its JSON Schema)"
     );
 }

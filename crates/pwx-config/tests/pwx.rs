@@ -177,6 +177,18 @@ fn every_feature() {
         CodeSource::File("/abs/net.wasm".into())
     );
 
+    let tls = config.listeners[0].tls.as_ref().unwrap();
+    assert_eq!(
+        tls.certificates[0].private_key,
+        DataSource::File(data("certs/s.key"))
+    );
+    assert_eq!(tls.alpn, ["h2"]);
+    assert_eq!(
+        (tls.min_version, tls.max_version),
+        (Some(TlsVersion::V1_2), Some(TlsVersion::V1_3))
+    );
+    assert_eq!(tls.cipher_suites, ["ECDHE-ECDSA-AES128-GCM-SHA256"]);
+
     let dns = config.cluster("dns").unwrap();
     assert_eq!(dns.discovery, Discovery::StrictDns, "host names imply DNS");
     assert_eq!(dns.protocol, UpstreamProtocol::Http2);
@@ -184,10 +196,17 @@ fn every_feature() {
     assert_eq!(dns.dns_lookup_family, DnsLookupFamily::V4Preferred);
     assert_eq!(dns.dns_refresh_rate, Duration::from_secs(30));
     let tls = dns.tls.as_ref().unwrap();
-    assert_eq!(tls.ca_file, Some(data("certs/ca.pem")));
+    assert_eq!(
+        tls.validation,
+        UpstreamValidation::TrustedCa(DataSource::File(data("certs/ca.pem")))
+    );
+    assert!(tls.verify_server_name && tls.sni_from_endpoint);
     assert_eq!(
         tls.client_certificate,
-        Some((data("certs/c.pem"), data("certs/k.pem")))
+        Some(TlsCertificate {
+            certificate_chain: DataSource::File(data("certs/c.pem")),
+            private_key: DataSource::File(data("certs/k.pem")),
+        })
     );
     let fixed = config.cluster("static").unwrap();
     assert_eq!(

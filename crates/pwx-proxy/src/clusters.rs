@@ -4,6 +4,7 @@
 
 use crate::body::OutBody;
 use crate::config::{ClusterConfig, ClusterKind, UpstreamProtocol};
+use crate::tls::UpstreamConnector;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -124,7 +125,9 @@ struct Cluster {
     kind: ClusterKind,
     endpoints: Vec<String>,
     next: Cell<usize>,
-    client: Client<HttpConnector, OutBody>,
+    client: Client<UpstreamConnector, OutBody>,
+    /// `http` or `https` (the connector does TLS for the latter).
+    scheme: &'static str,
     /// gRPC callouts always speak HTTP/2 (h2c), whatever the cluster's protocol for requests:
     /// one client per endpoint, so that `:authority` can name the service, not the address.
     grpc_clients: Vec<GrpcClient>,
@@ -161,10 +164,13 @@ impl ClusterSet {
                 if config.protocol == UpstreamProtocol::Http2 {
                     builder.http2_only(true);
                 }
+                let connector =
+                    UpstreamConnector::new(connector, config.tls.as_ref(), config.protocol);
                 let cluster = Cluster {
                     kind: config.kind,
                     endpoints: config.endpoints.clone(),
                     next: Cell::new(0),
+                    scheme: connector.scheme(),
                     client: builder.build(connector),
                     grpc_clients,
                 };
@@ -266,7 +272,7 @@ impl ClusterSet {
         let index = cluster.next.get() % cluster.endpoints.len();
         cluster.next.set(index.wrapping_add(1));
         let endpoint = &cluster.endpoints[index];
-        let request = to_hyper(endpoint, &headers, body)?;
+        let request = to_hyper(cluster.scheme, endpoint, &headers, body)?;
         let started = Instant::now();
         let response = cluster.client.request(request).await.map_err(|e| {
             if e.is_connect() {
@@ -303,6 +309,9 @@ impl ClusterSet {
 pub(crate) fn connect_reason(error: &hyper_util::client::legacy::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
     while let Some(inner) = source {
+        if let Some(tls) = inner.downcast_ref::<crate::tls::HandshakeFailed>() {
+            return tls.to_string();
+        }
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
             return match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => {
@@ -342,6 +351,7 @@ pub(crate) fn to_http_headers(map: &HeaderMap) -> http::HeaderMap {
 /// Builds the hyper request: `:path`/`:method` become the request line, `:authority` the
 /// `host` header; `content-length` goes as the filters left it (as Envoy forwards it).
 fn to_hyper(
+    scheme: &str,
     endpoint: &str,
     headers: &HeaderMap,
     body: OutBody,
@@ -349,7 +359,7 @@ fn to_hyper(
     let path = headers.get_str(":path").unwrap_or("/");
     let mut builder = http::Request::builder()
         .method(headers.get(b":method").unwrap_or(b"GET"))
-        .uri(format!("http://{endpoint}{path}"));
+        .uri(format!("{scheme}://{endpoint}{path}"));
     // `:authority` comes first in the map, so `host` leads the upstream request as in Envoy.
     if let Some(host) = headers.get(b":authority") {
         builder = builder.header(http::header::HOST, host);

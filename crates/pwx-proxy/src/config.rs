@@ -62,6 +62,8 @@ pub struct ClusterConfig {
     pub protocol: UpstreamProtocol,
     /// How long a connection attempt may take (Envoy's default: 5 s).
     pub connect_timeout: Duration,
+    /// TLS to the endpoints (`None`: cleartext).
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 impl ClusterConfig {
@@ -73,6 +75,7 @@ impl ClusterConfig {
             endpoints: vec![endpoint.into()],
             protocol: UpstreamProtocol::Http1,
             connect_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -96,6 +99,8 @@ pub struct ListenerConfig {
     pub stream_idle_timeout: Duration,
     /// The router's `suppress_envoy_headers`: no `x-envoy-upstream-service-time` on responses.
     pub suppress_envoy_headers: bool,
+    /// TLS termination (`None`: cleartext HTTP/1.1 and h2c).
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// A proxy.
@@ -144,6 +149,7 @@ impl ProxyConfig {
                 virtual_hosts: vec![VirtualHost::catch_all(RouteAction::to_cluster(cluster))],
                 stream_idle_timeout: Duration::from_secs(300),
                 suppress_envoy_headers: false,
+                tls: None,
             }],
             workers: 1,
             clusters,

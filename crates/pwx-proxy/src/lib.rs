@@ -3,7 +3,8 @@
 //!
 //! Bodies stream through the filters chunk by chunk, as Envoy's filter manager hands them over
 //! (buffered only where a filter asks for it, up to the buffer limit); HTTP/1.1 and h2c are
-//! served downstream, HTTP/1.1 or h2c spoken to clusters. docs/compat.md lists the differences
+//! served downstream, HTTP/1.1 or h2c spoken to clusters, each optionally over TLS.
+//! docs/compat.md lists the differences
 //! from Envoy.
 
 mod admin;
@@ -17,6 +18,7 @@ mod grpc;
 mod routes;
 mod server;
 mod stream;
+pub mod tls;
 mod worker;
 
 pub use config::{

@@ -195,6 +195,7 @@ impl Proxy {
                 virtual_hosts: listener.virtual_hosts.clone(),
                 stream_idle_timeout: listener.stream_idle_timeout,
                 suppress_envoy_headers: listener.suppress_envoy_headers,
+                tls: listener.tls.clone(),
             });
         }
         let mut service_filters = Vec::new();

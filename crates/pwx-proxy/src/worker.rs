@@ -26,6 +26,8 @@ pub(crate) struct ListenerPlan {
     pub(crate) virtual_hosts: Vec<crate::routes::VirtualHost>,
     pub(crate) stream_idle_timeout: Duration,
     pub(crate) suppress_envoy_headers: bool,
+    /// TLS termination; its requests see `https` as `:scheme`.
+    pub(crate) tls: Option<crate::tls::ServerTls>,
 }
 
 /// What every worker builds itself from.
@@ -163,7 +165,7 @@ pub(crate) fn run(
 }
 
 /// Accepts connections on one listener and serves them (HTTP/1.1, or h2c with prior
-/// knowledge) with that listener's chain.
+/// knowledge; over TLS, what ALPN chose) with that listener's chain.
 async fn accept(worker: Rc<Worker>, listener: usize, socket: tokio::net::TcpListener) {
     loop {
         let (stream, peer) = match socket.accept().await {
@@ -176,18 +178,63 @@ async fn accept(worker: Rc<Worker>, listener: usize, socket: tokio::net::TcpList
         let _ = stream.set_nodelay(true);
         let local_addr = stream.local_addr().ok();
         let worker = worker.clone();
+        let tls = worker.plan.listeners[listener].tls.clone();
         tokio::task::spawn_local(async move {
-            let service = service_fn(move |request| {
-                stream::handle(worker.clone(), listener, request, peer, local_addr)
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            let connection = Connection {
+                worker,
+                listener,
+                peer,
+                local_addr,
+            };
+            match tls {
+                None => connection.serve(TokioIo::new(stream), None).await,
+                Some(tls) => {
+                    if let Some((stream, facts)) = crate::tls::handshake(&tls, stream, peer).await {
+                        connection.serve(TokioIo::new(stream), Some(facts)).await;
+                    }
+                }
             }
         });
+    }
+}
+
+/// One accepted downstream connection.
+struct Connection {
+    worker: Rc<Worker>,
+    listener: usize,
+    peer: std::net::SocketAddr,
+    local_addr: Option<std::net::SocketAddr>,
+}
+
+impl Connection {
+    /// Serves HTTP on `io`. Over TLS, ALPN decides the protocol (`h2`, `http/1.1`; none:
+    /// detected from the first bytes, as without TLS) and every request carries the
+    /// handshake's facts.
+    async fn serve<I>(self, io: I, tls: Option<crate::tls::DownstreamTls>)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    {
+        let Connection {
+            worker,
+            listener,
+            peer,
+            local_addr,
+        } = self;
+        let mut builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
+        match tls.as_ref().and_then(|t| t.alpn.as_deref()) {
+            Some(b"h2") => builder = builder.http2_only(),
+            Some(b"http/1.1") => builder = builder.http1_only(),
+            _ => {}
+        }
+        let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+            if let Some(tls) = &tls {
+                request.extensions_mut().insert(tls.clone());
+            }
+            stream::handle(worker.clone(), listener, request, peer, local_addr)
+        });
+        if let Err(e) = builder.serve_connection(io, service).await {
+            tracing::debug!(error = %e, %peer, "connection ended with an error");
+        }
     }
 }
 

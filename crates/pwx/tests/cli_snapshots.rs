@@ -74,6 +74,7 @@ fn stable(text: String, path: &Path) -> String {
 fn help_texts() {
     insta::assert_snapshot!("pwx_help", pwx(&["--help"]));
     insta::assert_snapshot!("check_help", pwx(&["check", "--help"]));
+    insta::assert_snapshot!("run_help", pwx(&["run", "--help"]));
 }
 
 #[test]

@@ -3,13 +3,10 @@
 use crate::envoy::any::type_of;
 use crate::envoy::reader::{Ctx, Obj, origin, string};
 use crate::error::ConfigError;
-use crate::model::{
-    Cluster, Discovery, DnsLookupFamily, Endpoint, LbPolicy, UpstreamProtocol, UpstreamTls,
-};
+use crate::model::{Cluster, Discovery, DnsLookupFamily, Endpoint, LbPolicy, UpstreamProtocol};
 use crate::yaml::{Node, Path};
 
 const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
-const UPSTREAM_TLS: &str = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
 
 pub(crate) fn cluster(
     ctx: &mut Ctx,
@@ -79,7 +76,7 @@ pub(crate) fn cluster(
     };
     let (protocol, http1_enable_trailers) = protocol(ctx, &obj)?;
     let tls = match obj.get("transport_socket") {
-        Some((n, p)) => Some(transport_socket(ctx, n, &p)?),
+        Some((n, p)) => Some(crate::envoy::tls::upstream(ctx, n, &p, &model)?),
         None => None,
     };
     Ok(Cluster {
@@ -211,71 +208,4 @@ fn protocol(ctx: &mut Ctx, obj: &Obj<'_>) -> Result<(UpstreamProtocol, bool), Co
                 .with_hint("add `http_protocol_options: {}` or `http2_protocol_options: {}`"),
         ),
     }
-}
-
-fn transport_socket(ctx: &mut Ctx, node: &Node, path: &Path) -> Result<UpstreamTls, ConfigError> {
-    let socket = ctx.object(
-        node,
-        path,
-        &["typed_config"],
-        &[(
-            "name",
-            "the @type of typed_config selects the transport socket",
-        )],
-    )?;
-    let (n, p) = socket.require("typed_config")?;
-    type_of(&Obj::typed(n, &p)?, &[UPSTREAM_TLS])?;
-    let tls = ctx.object(n, &p, &["@type", "sni", "common_tls_context"], &[])?;
-    let mut out = UpstreamTls {
-        sni: tls.string("sni")?,
-        ..UpstreamTls::default()
-    };
-    let Some((n, p)) = tls.get("common_tls_context") else {
-        return Ok(out);
-    };
-    let common = ctx.object(
-        n,
-        &p,
-        &["alpn_protocols", "validation_context", "tls_certificates"],
-        &[],
-    )?;
-    for (n, p) in common.list("alpn_protocols")? {
-        out.alpn.push(string(n, &p)?);
-    }
-    if let Some((n, p)) = common.get("validation_context") {
-        let validation = ctx.object(n, &p, &["trusted_ca"], &[])?;
-        if let Some((n, p)) = validation.get("trusted_ca") {
-            out.ca_file = Some(data_source_file(ctx, n, &p)?);
-        }
-    }
-    let certificates = common.list("tls_certificates")?;
-    if let Some((n, p)) = certificates.get(1) {
-        return Err(ConfigError::at(
-            origin(n, p),
-            "pwx supports one client certificate",
-        ));
-    }
-    if let Some((n, p)) = certificates.first() {
-        let certificate = ctx.object(n, p, &["certificate_chain", "private_key"], &[])?;
-        let (chain_node, chain_path) = certificate.require("certificate_chain")?;
-        let (key_node, key_path) = certificate.require("private_key")?;
-        out.client_certificate = Some((
-            data_source_file(ctx, chain_node, &chain_path)?,
-            data_source_file(ctx, key_node, &key_path)?,
-        ));
-    }
-    Ok(out)
-}
-
-/// A `DataSource` that names a file (inline PEM is not supported).
-fn data_source_file(
-    ctx: &mut Ctx,
-    node: &Node,
-    path: &Path,
-) -> Result<std::path::PathBuf, ConfigError> {
-    let source = ctx.object(node, path, &["filename"], &[])?;
-    let name = source
-        .require_string("filename")
-        .map_err(|e| e.with_hint("pwx reads certificates from files: use `filename`"))?;
-    Ok(ctx.resolve_path(&name))
 }

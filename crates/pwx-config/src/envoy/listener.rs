@@ -77,12 +77,16 @@ pub(crate) fn listener(
     let chain = ctx.object(
         chain_node,
         chain_path,
-        &["filters"],
+        &["filters", "transport_socket"],
         &[(
             "name",
             "only names the chain for filter_chain_matcher, which pwx does not support",
         )],
     )?;
+    let tls = match chain.get("transport_socket") {
+        Some((n, p)) => Some(crate::envoy::tls::downstream(ctx, n, &p, &model)?),
+        None => None,
+    };
     let filters = chain.list("filters")?;
     if filters.is_empty() {
         return Err(
@@ -98,6 +102,7 @@ pub(crate) fn listener(
             .uint("per_connection_buffer_limit_bytes", u64::from(u32::MAX))?
             .map(|v| v as u32),
         kind,
+        tls,
     })
 }
 

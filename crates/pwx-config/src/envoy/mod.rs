@@ -7,6 +7,7 @@ mod cluster;
 mod listener;
 pub(crate) mod reader;
 mod route;
+mod tls;
 mod wasm;
 
 use crate::error::ConfigError;

@@ -1,6 +1,6 @@
 //! Upstream clusters: endpoints, discovery, protocol, load balancing, TLS.
 
-use std::path::PathBuf;
+pub use super::tls::UpstreamTls;
 use std::time::Duration;
 
 /// An upstream cluster.
@@ -88,18 +88,4 @@ pub enum LbPolicy {
     LeastRequest,
     /// `RANDOM`.
     Random,
-}
-
-/// TLS to the upstream (Envoy's `envoy.transport_sockets.tls` with an `UpstreamTlsContext`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UpstreamTls {
-    /// Server name to send (SNI) and to verify.
-    pub sni: Option<String>,
-    /// PEM file of trusted CAs (`validation_context.trusted_ca.filename`); `None`: no
-    /// verification configured.
-    pub ca_file: Option<PathBuf>,
-    /// ALPN protocols to offer, in order.
-    pub alpn: Vec<String>,
-    /// Client certificate chain and key (PEM files), for mutual TLS.
-    pub client_certificate: Option<(PathBuf, PathBuf)>,
 }

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod http;
+mod tls;
 mod wasm;
 
 pub use cluster::{
@@ -13,6 +14,7 @@ pub use http::{
     ClusterRoute, Codec, HeaderMatch, HeaderMatcher, HttpFilter, HttpListener, PathMatch, Route,
     RouteAction, RouteMatch, Router, VirtualHost,
 };
+pub use tls::{DataSource, DownstreamTls, TlsCertificate, TlsVersion, UpstreamValidation};
 pub use wasm::{CodeSource, WasmPlugin, WasmRuntime, WasmService, WasmVm};
 
 use std::net::SocketAddr;
@@ -68,6 +70,8 @@ pub struct Listener {
     pub per_connection_buffer_limit_bytes: Option<u32>,
     /// HTTP (connection manager) or TCP (tcp_proxy).
     pub kind: ListenerKind,
+    /// TLS termination (Envoy's filter chain `transport_socket`), if configured.
+    pub tls: Option<DownstreamTls>,
 }
 
 /// What a listener does with its connections.

@@ -5,10 +5,11 @@
 use crate::context::Ctx;
 use crate::error::{ConfigError, Origin};
 use crate::model::{
-    Admin, Cluster, ClusterRoute, CodeSource, Codec, Config, Discovery, DnsLookupFamily, Endpoint,
-    HeaderMatch, HeaderMatcher, HttpFilter, HttpListener, LbPolicy, Listener, ListenerKind,
-    Node as NodeIdentity, PathMatch, Route, RouteAction, RouteMatch, Router, TcpListener,
-    UpstreamProtocol, UpstreamTls, VirtualHost, WasmPlugin, WasmRuntime, WasmService, WasmVm,
+    Admin, Cluster, ClusterRoute, CodeSource, Codec, Config, DataSource, Discovery,
+    DnsLookupFamily, DownstreamTls, Endpoint, HeaderMatch, HeaderMatcher, HttpFilter, HttpListener,
+    LbPolicy, Listener, ListenerKind, Node as NodeIdentity, PathMatch, Route, RouteAction,
+    RouteMatch, Router, TcpListener, TlsCertificate, TlsVersion, UpstreamProtocol, UpstreamTls,
+    UpstreamValidation, VirtualHost, WasmPlugin, WasmRuntime, WasmService, WasmVm,
 };
 use crate::pwx::file::*;
 use crate::yaml::{Node, Path};
@@ -55,7 +56,7 @@ pub(crate) fn convert(ctx: &mut Ctx, root: &Node, file: PwxFile) -> Result<Confi
         }
         config
             .clusters
-            .push(convert_cluster(ctx, root, &path, cluster)?);
+            .push(convert_cluster(ctx, root, &path, &model, cluster)?);
     }
     for (i, service) in file.services.into_iter().enumerate() {
         let path = Path::root().key("services").index(i);
@@ -218,12 +219,61 @@ fn convert_listener(
             http1_enable_trailers: listener.http1_enable_trailers,
         })
     };
+    let tls = listener.tls.map(|tls| {
+        ctx.sources
+            .insert(format!("{model}.tls"), at(&path.key("tls")));
+        convert_listener_tls(ctx, root, &path.key("tls"), &model, tls)
+    });
     Ok(Listener {
         name: listener.name,
         address: listener.address.0,
         per_connection_buffer_limit_bytes: listener.per_connection_buffer_limit_bytes,
         kind,
+        tls,
     })
+}
+
+/// Listener TLS: files resolved against this file, pwx's default ALPN (`h2`, `http/1.1`).
+fn convert_listener_tls(
+    ctx: &mut Ctx,
+    root: &Node,
+    path: &Path,
+    model: &str,
+    tls: ListenerTlsFile,
+) -> DownstreamTls {
+    let version = |v: TlsVersionName| match v {
+        TlsVersionName::Tls12 => TlsVersion::V1_2,
+        TlsVersionName::Tls13 => TlsVersion::V1_3,
+    };
+    let mut certificates = Vec::new();
+    for (i, certificate) in tls.certificates.into_iter().enumerate() {
+        let at = path.key("certificates").index(i);
+        let here = format!("{model}.tls.certificates[{i}]");
+        ctx.sources.insert(here.clone(), root.origin_of(&at));
+        ctx.sources.insert(
+            format!("{here}.certificate_chain"),
+            root.origin_of(&at.key("cert_file")),
+        );
+        ctx.sources.insert(
+            format!("{here}.private_key"),
+            root.origin_of(&at.key("key_file")),
+        );
+        certificates.push(TlsCertificate {
+            certificate_chain: DataSource::File(ctx.resolve_path(&certificate.cert_file)),
+            private_key: DataSource::File(ctx.resolve_path(&certificate.key_file)),
+        });
+    }
+    ctx.sources
+        .insert(format!("{model}.tls.tls_params"), root.origin_of(path));
+    DownstreamTls {
+        certificates,
+        alpn: tls
+            .alpn
+            .unwrap_or_else(|| vec!["h2".to_string(), "http/1.1".to_string()]),
+        min_version: tls.min_version.map(version),
+        max_version: tls.max_version.map(version),
+        cipher_suites: tls.cipher_suites,
+    }
 }
 
 fn convert_routes(
@@ -440,13 +490,21 @@ fn module_source(ctx: &Ctx, module: &str, origin: Origin) -> Result<CodeSource, 
 }
 
 fn convert_cluster(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     root: &Node,
     path: &Path,
+    model: &str,
     cluster: ClusterFile,
 ) -> Result<Cluster, ConfigError> {
+    if cluster.tls.is_some() {
+        ctx.sources
+            .insert(format!("{model}.tls"), root.origin_of(&path.key("tls")));
+    }
     let client_certificate = match cluster.tls.as_ref().map(|t| (&t.cert_file, &t.key_file)) {
-        Some((Some(cert), Some(key))) => Some((ctx.resolve_path(cert), ctx.resolve_path(key))),
+        Some((Some(cert), Some(key))) => Some(TlsCertificate {
+            certificate_chain: DataSource::File(ctx.resolve_path(cert)),
+            private_key: DataSource::File(ctx.resolve_path(key)),
+        }),
         Some((None, None)) | None => None,
         Some(_) => {
             return Err(ConfigError::at(
@@ -503,7 +561,14 @@ fn convert_cluster(
         per_connection_buffer_limit_bytes: cluster.per_connection_buffer_limit_bytes,
         tls: cluster.tls.map(|tls| UpstreamTls {
             sni: tls.sni,
-            ca_file: tls.ca_file.map(|f| ctx.resolve_path(&f)),
+            sni_from_endpoint: true,
+            validation: match tls.ca_file {
+                Some(file) => {
+                    UpstreamValidation::TrustedCa(DataSource::File(ctx.resolve_path(&file)))
+                }
+                None => UpstreamValidation::SystemRoots,
+            },
+            verify_server_name: true,
             alpn: tls.alpn,
             client_certificate,
         }),

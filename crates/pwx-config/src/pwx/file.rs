@@ -89,6 +89,53 @@ pub(crate) struct ListenerFile {
     /// adds them by default).
     #[serde(default)]
     pub suppress_envoy_headers: bool,
+    /// Terminate TLS on this listener.
+    #[serde(default)]
+    pub tls: Option<ListenerTlsFile>,
+}
+
+/// TLS termination on a listener.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenerTlsFile {
+    /// Certificates with their keys (PEM files, relative to this file). With several, the
+    /// one whose names match the client's SNI is used, else the first.
+    #[schemars(length(min = 1))]
+    pub certificates: Vec<CertificateFile>,
+    /// ALPN protocols offered, in order (default `[h2, http/1.1]`; `[]` offers none).
+    #[serde(default)]
+    pub alpn: Option<Vec<String>>,
+    /// Lowest TLS version accepted (default `TLSv1_2`).
+    #[serde(default)]
+    pub min_version: Option<TlsVersionName>,
+    /// Highest TLS version accepted (default `TLSv1_3`).
+    #[serde(default)]
+    pub max_version: Option<TlsVersionName>,
+    /// TLS 1.2 cipher suites in order, by their OpenSSL names as Envoy writes them (e.g.
+    /// `ECDHE-RSA-AES128-GCM-SHA256`); default: rustls's set. TLS 1.3 suites are always on.
+    #[serde(default)]
+    pub cipher_suites: Vec<String>,
+}
+
+/// A certificate chain and its key.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CertificateFile {
+    /// Certificate chain, leaf first (PEM).
+    pub cert_file: String,
+    /// Private key (PEM).
+    pub key_file: String,
+}
+
+/// TLS versions pwx speaks.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
+pub(crate) enum TlsVersionName {
+    /// TLS 1.2.
+    #[serde(rename = "TLSv1_2")]
+    Tls12,
+    /// TLS 1.3.
+    #[serde(rename = "TLSv1_3")]
+    Tls13,
 }
 
 /// Downstream HTTP versions.
@@ -392,13 +439,13 @@ pub(crate) enum DnsLookupFamilyName {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TlsFile {
-    /// Server name to send and verify.
+    /// Server name to send and verify (default: the endpoint's host).
     #[serde(default)]
     pub sni: Option<String>,
-    /// PEM file of trusted CAs (relative to this file).
+    /// PEM file of trusted CAs (relative to this file); default: the system's roots.
     #[serde(default)]
     pub ca_file: Option<String>,
-    /// ALPN protocols to offer.
+    /// ALPN protocols to offer (default: `h2` for `protocol: http2`, else `http/1.1`).
     #[serde(default)]
     pub alpn: Vec<String>,
     /// Client certificate chain (PEM), with `key_file`, for mutual TLS.

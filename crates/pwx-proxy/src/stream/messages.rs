@@ -27,7 +27,7 @@ pub(crate) fn request_map(parts: &http::request::Parts) -> HeaderMap {
             .as_bytes(),
     );
     map.add(b":method", parts.method.as_str().as_bytes());
-    map.add(b":scheme", b"http");
+    map.add(b":scheme", crate::tls::scheme(&parts.extensions));
     for (name, value) in &parts.headers {
         // The connection manager consumes the hop-by-hop headers before the filters run.
         if name != http::header::HOST && !is_connection_header(name) {
@@ -35,7 +35,7 @@ pub(crate) fn request_map(parts: &http::request::Parts) -> HeaderMap {
         }
     }
     if map.get(b"x-forwarded-proto").is_none() {
-        map.add(b"x-forwarded-proto", b"http");
+        map.add(b"x-forwarded-proto", crate::tls::scheme(&parts.extensions));
     }
     if map.get(b"x-request-id").is_none() {
         map.add(b"x-request-id", request_id().as_bytes());

@@ -65,7 +65,7 @@ pub(crate) async fn handle(
         destination: local,
         protocol: Some(messages::protocol_name(parts.version).into()),
         start_time: Some(std::time::SystemTime::now()),
-        ..StreamInfo::default()
+        ..crate::tls::stream_info(&parts.extensions)
     };
     let mut driver = Driver::new(worker, listener, info, parts.version, incoming);
     driver.start(headers);

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// An error about the model path `path`, at its place in the file.
-fn refuse(loaded: &pwx_config::Loaded, path: &str, message: String) -> anyhow::Error {
+pub(super) fn refuse(loaded: &pwx_config::Loaded, path: &str, message: String) -> anyhow::Error {
     let origin = loaded.sources.origin(path);
     anyhow::anyhow!(
         "{}:{}:{}: {}: {message}",
@@ -154,15 +154,13 @@ fn cluster(
     index: usize,
     cluster: &pwx_config::Cluster,
 ) -> anyhow::Result<ClusterConfig> {
-    if cluster.tls.is_some() {
-        return Err(refuse(
-            loaded,
-            &format!("clusters[{index}].transport_socket"),
-            "TLS towards upstreams comes with pwx's transport layer and is not available yet"
-                .into(),
-        ));
-    }
+    let tls = cluster
+        .tls
+        .as_ref()
+        .map(|tls| super::tls::cluster(loaded, &format!("clusters[{index}]"), tls))
+        .transpose()?;
     Ok(ClusterConfig {
+        tls,
         protocol: match cluster.protocol {
             pwx_config::UpstreamProtocol::Http1 => UpstreamProtocol::Http1,
             pwx_config::UpstreamProtocol::Http2 => UpstreamProtocol::Http2,
@@ -229,6 +227,11 @@ pub(super) fn proxy_config(
                 .stream_idle_timeout
                 .unwrap_or(Duration::from_secs(24 * 3600)),
             suppress_envoy_headers,
+            tls: listener
+                .tls
+                .as_ref()
+                .map(|tls| super::tls::listener(&loaded, &at, tls))
+                .transpose()?,
         });
     }
     let clusters = config

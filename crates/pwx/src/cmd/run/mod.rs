@@ -3,10 +3,14 @@
 
 mod file;
 mod logs;
+mod tls;
 
 use anyhow::{Context, bail};
 use pwx_abi::FailurePolicy;
 use pwx_host::{Engine, EngineConfig, Limits, PluginConfig, Services, VmConfig};
+use pwx_proxy::tls::{
+    CertificatePem, ClientTls, ClientTlsOptions, Pem, ServerTls, ServerTlsOptions, Trust,
+};
 use pwx_proxy::{
     ClusterConfig, FilterConfig, Proxy, ProxyConfig, UpstreamConfig, UpstreamProtocol,
 };
@@ -45,14 +49,36 @@ pub(crate) struct RunArgs {
     /// VM configuration given to every filter.
     #[arg(long, value_name = "STRING", default_value = "")]
     vm_config: String,
-    /// `echo` (built-in echo upstream), `http://host:port`, `h2c://host:port`, or the name of
-    /// a `--cluster`.
+    /// `echo` (built-in echo upstream), `http://host:port`, `h2c://host:port`,
+    /// `https://host:port` (TLS, HTTP/2 or HTTP/1.1 by ALPN), or the name of a `--cluster`.
     #[arg(long, default_value = "echo")]
     upstream: String,
     /// A cluster filters can call out to (`proxy_http_call`, gRPC):
-    /// `NAME=http://host:port` (HTTP/1.1) or `NAME=h2c://host:port` (HTTP/2). Repeatable.
+    /// `NAME=http://host:port` (HTTP/1.1), `NAME=h2c://host:port` (HTTP/2) or
+    /// `NAME=https://host:port` (TLS). Repeatable.
     #[arg(long = "cluster", value_name = "NAME=URL")]
     clusters: Vec<String>,
+    /// PEM file of the CAs that `https://` upstreams and clusters are verified against
+    /// (default: the system's roots).
+    #[arg(long, value_name = "FILE", conflicts_with = "config_path")]
+    upstream_ca: Option<PathBuf>,
+    /// Terminate TLS on the listener with this certificate chain (PEM; with --tls-key).
+    /// ALPN offers h2 and http/1.1.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "config_path"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        conflicts_with = "config_path"
+    )]
+    tls_key: Option<PathBuf>,
     /// Admin endpoint address (`/ready`, `/stats`, `/stats/prometheus`, `/plugins`); port 0
     /// picks a free port, which is printed. Default: the configuration file's `admin`, else
     /// 127.0.0.1:0.
@@ -76,27 +102,72 @@ pub(crate) struct RunArgs {
     max_memory_mib: usize,
 }
 
-/// Parses `http://host:port` or `h2c://host:port` into an endpoint and a protocol.
-fn endpoint(url: &str, what: &str) -> anyhow::Result<(String, UpstreamProtocol)> {
+/// A cluster from `http://host:port`, `h2c://host:port` or `https://host:port` (TLS verified
+/// against `tls`, the trust of `--upstream-ca`).
+fn endpoint_cluster(
+    name: &str,
+    url: &str,
+    what: &str,
+    tls: &Trust,
+) -> anyhow::Result<ClusterConfig> {
     let uri: http::Uri = url
         .parse()
         .with_context(|| format!("{what} {url:?} is not a URL"))?;
-    let protocol = match uri.scheme_str() {
-        Some("http") => UpstreamProtocol::Http1,
-        Some("h2c") => UpstreamProtocol::Http2,
+    let (protocol, tls, default_port) = match uri.scheme_str() {
+        Some("http") => (UpstreamProtocol::Http1, None, 80),
+        Some("h2c") => (UpstreamProtocol::Http2, None, 80),
+        // ALPN offers both; the connection speaks what the server picks.
+        Some("https") => {
+            let options = ClientTlsOptions {
+                alpn: vec!["h2".into(), "http/1.1".into()],
+                ..ClientTlsOptions::new(tls.clone())
+            };
+            let tls = ClientTls::new(&options).with_context(|| format!("{what} {url:?}"))?;
+            (UpstreamProtocol::Http1, Some(tls), 443)
+        }
         _ => bail!(
-            "{what} {url:?}: give http://host:port (HTTP/1.1) or h2c://host:port (HTTP/2 cleartext); TLS upstreams come with the transport layer"
+            "{what} {url:?}: give http://host:port (HTTP/1.1), h2c://host:port (HTTP/2 cleartext) or https://host:port (TLS)"
         ),
     };
     let authority = uri
         .authority()
         .with_context(|| format!("{what} {url:?} has no host:port"))?;
-    let port = authority.port_u16().unwrap_or(80);
-    Ok((format!("{}:{port}", authority.host()), protocol))
+    let port = authority.port_u16().unwrap_or(default_port);
+    Ok(ClusterConfig {
+        protocol,
+        tls,
+        ..ClusterConfig::single(name, format!("{}:{port}", authority.host()))
+    })
+}
+
+/// What `https://` upstreams are verified against: `--upstream-ca`, else the system roots.
+fn upstream_trust(args: &RunArgs) -> anyhow::Result<Trust> {
+    Ok(match &args.upstream_ca {
+        Some(path) => Trust::Ca(Pem::file(path).context("--upstream-ca")?),
+        None => Trust::SystemRoots,
+    })
+}
+
+/// The listener TLS of `--tls-cert`/`--tls-key`: ALPN h2 and http/1.1, TLS 1.2 and 1.3.
+fn listener_tls(args: &RunArgs) -> anyhow::Result<Option<ServerTls>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let options = ServerTlsOptions {
+        certificates: vec![CertificatePem {
+            chain: Pem::file(cert).context("--tls-cert")?,
+            key: Pem::file(key).context("--tls-key")?,
+        }],
+        alpn: vec!["h2".into(), "http/1.1".into()],
+        ..ServerTlsOptions::default()
+    };
+    Ok(Some(
+        ServerTls::new(&options).context("--tls-cert/--tls-key")?,
+    ))
 }
 
 /// The clusters of `--cluster NAME=URL` flags.
-fn clusters(flags: &[String]) -> anyhow::Result<Vec<ClusterConfig>> {
+fn clusters(flags: &[String], trust: &Trust) -> anyhow::Result<Vec<ClusterConfig>> {
     let mut clusters: Vec<ClusterConfig> = Vec::new();
     for flag in flags {
         let Some((name, url)) = flag.split_once('=') else {
@@ -108,11 +179,12 @@ fn clusters(flags: &[String]) -> anyhow::Result<Vec<ClusterConfig>> {
         if clusters.iter().any(|c| c.name == name) {
             bail!("--cluster {name:?} is given twice");
         }
-        let (endpoint, protocol) = endpoint(url, &format!("--cluster {name}"))?;
-        clusters.push(ClusterConfig {
-            protocol,
-            ..ClusterConfig::single(name, endpoint)
-        });
+        clusters.push(endpoint_cluster(
+            name,
+            url,
+            &format!("--cluster {name}"),
+            trust,
+        )?);
     }
     Ok(clusters)
 }
@@ -123,22 +195,19 @@ fn quick_config(
     first: &str,
     limits: Limits,
 ) -> anyhow::Result<(ProxyConfig, String)> {
-    let mut clusters = clusters(&args.clusters)?;
+    let trust = upstream_trust(args)?;
+    let mut clusters = clusters(&args.clusters, &trust)?;
     let upstream = match args.upstream.as_str() {
         "echo" => UpstreamConfig::Echo,
         name if clusters.iter().any(|c| c.name == name) => UpstreamConfig::Cluster(name.into()),
         url => {
-            let (endpoint, protocol) = endpoint(url, "--upstream")?;
             let name = "upstream";
             if clusters.iter().any(|c| c.name == name) {
                 bail!(
                     "--upstream {url:?}: a --cluster is already named \"upstream\"; give --upstream upstream to route to it"
                 );
             }
-            clusters.push(ClusterConfig {
-                protocol,
-                ..ClusterConfig::single(name, endpoint)
-            });
+            clusters.push(endpoint_cluster(name, url, "--upstream", &trust)?);
             UpstreamConfig::Cluster(name.into())
         }
     };
@@ -177,6 +246,7 @@ fn quick_config(
         ..ProxyConfig::new(args.listen, filters, upstream)
     };
     config.clusters.extend(clusters);
+    config.listeners[0].tls = listener_tls(args)?;
     let sources: Vec<String> = config.listeners[0]
         .filters
         .iter()
@@ -231,11 +301,17 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
     );
     let services = Arc::new(services);
     let engine = Engine::new(&EngineConfig::default()).context("starting the wasm engine")?;
+    let schemes: Vec<&str> = config
+        .listeners
+        .iter()
+        .map(|l| if l.tls.is_some() { "https" } else { "http" })
+        .collect();
     let proxy = Proxy::start(config, &engine, services)?;
     let listening: Vec<String> = proxy
         .listener_addrs()
         .iter()
-        .map(|a| format!("http://{a}"))
+        .zip(schemes)
+        .map(|(a, scheme)| format!("{scheme}://{a}"))
         .collect();
     eprintln!(
         "pwx: listening on {} ({workers} workers), {summary}",
