@@ -34,8 +34,9 @@ pub fn stream_action(policy: FailurePolicy) -> FailureAction {
 }
 
 /// Rebuild pacing for FAIL_RELOAD: a fresh VM may be built once the backoff since the last
-/// attempt has passed; the interval grows (doubling, capped at 10× the base) while rebuilds
-/// keep failing and resets after a success.
+/// load (the VM's creation, then each attempt) has passed — a VM that fails within the backoff
+/// of its start is not rebuilt before it, as in Envoy; the interval grows (doubling, capped at
+/// 10× the base) while rebuilds keep failing and resets after a success.
 #[derive(Clone, Debug)]
 pub struct ReloadBackoff {
     base: Duration,
@@ -44,12 +45,12 @@ pub struct ReloadBackoff {
 }
 
 impl ReloadBackoff {
-    /// Backoff starting at `base` (Envoy's default is 1 s).
+    /// Backoff starting at `base` (Envoy's default is 1 s), for a VM loaded now.
     pub fn new(base: Duration) -> Self {
         ReloadBackoff {
             base,
             current: base,
-            last_attempt: None,
+            last_attempt: Some(Instant::now()),
         }
     }
 
@@ -97,7 +98,9 @@ mod tests {
     #[test]
     fn backoff_paces_rebuilds() {
         let mut backoff = ReloadBackoff::new(Duration::from_millis(100));
-        let t0 = Instant::now();
+        let loaded = Instant::now();
+        assert!(!backoff.try_attempt(loaded + Duration::from_millis(50)));
+        let t0 = loaded + Duration::from_millis(100);
         assert!(backoff.try_attempt(t0));
         backoff.record(false);
         assert!(!backoff.try_attempt(t0 + Duration::from_millis(150)));

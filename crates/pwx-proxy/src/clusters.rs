@@ -207,8 +207,10 @@ impl ClusterSet {
                 body,
                 trailers,
             } = request;
-            // The body is whole: its length is the one this hop sends.
-            headers.remove(b"content-length");
+            // The body is whole: a length that disagrees with it would break the framing.
+            if headers.get(b"content-length").is_some() {
+                headers.replace(b"content-length", body.len().to_string().as_bytes());
+            }
             let body = match trailers {
                 Some(trailers) if !trailers.is_empty() => crate::body::infallible(
                     http_body_util::Full::new(body)

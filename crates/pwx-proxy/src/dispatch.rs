@@ -268,6 +268,11 @@ impl Worker {
         let task = tokio::task::spawn_local(async move {
             let mut headers =
                 pwx_host::HeaderMap::from_pairs(request.headers.iter().map(|(k, v)| (k, v)));
+            // Envoy's async client sets the length of a callout body before it marks the
+            // request internal; a bodiless one gets its `content-length: 0` from the codec.
+            if !request.body.is_empty() {
+                headers.replace(b"content-length", request.body.len().to_string().as_bytes());
+            }
             headers.add(b"x-envoy-internal", b"true");
             let out = OutRequest {
                 headers,

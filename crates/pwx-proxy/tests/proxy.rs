@@ -204,7 +204,9 @@ fn fail_reload_rebuilds_the_vm_after_the_backoff() {
         get(&proxy, "/", &[("x-misbehave", "trap-request_headers")]).0,
         503
     );
-    // A fresh VM is built on the next stream; it serves again.
+    // Once the backoff since the VM was loaded has passed, a fresh VM is built on the next
+    // stream and serves again.
+    std::thread::sleep(Duration::from_millis(350));
     let (status, head, _) = get(&proxy, "/", &[]);
     assert_eq!(status, 200, "{head}");
     assert!(head.contains("x-misbehave: none"), "{head}");

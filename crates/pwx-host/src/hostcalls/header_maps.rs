@@ -222,7 +222,16 @@ pub(crate) fn proxy_replace_header_map_value(
         map,
         (key_ptr, key_len),
         Some((value_ptr, value_len)),
-        |h, k, v| h.replace(k, v),
+        |h, k, v| {
+            // Envoy's `setCopy`: every value of the key goes and one is appended at the end;
+            // pseudo-headers keep their place at the front.
+            if k.starts_with(b":") {
+                h.replace(k, v)
+            } else {
+                h.remove(k);
+                h.add(k, v)
+            }
+        },
     )
 }
 
