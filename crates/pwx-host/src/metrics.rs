@@ -109,6 +109,9 @@ impl Metrics {
         let by_name = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
         by_name
             .iter()
+            // A metric defined with an empty name works for the module but, as in Envoy, is
+            // not exported (a stat name cannot end with the namespace's dot).
+            .filter(|(name, _)| !name.ends_with('.'))
             .map(|(name, metric)| (name.clone(), metric.clone()))
             .collect()
     }

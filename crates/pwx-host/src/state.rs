@@ -150,8 +150,6 @@ pub(crate) struct HttpStreamState {
     /// next chunk that continues, but not visible to the module (Envoy shows it only the new
     /// chunk).
     pub(crate) watermarked: [Vec<u8>; 2],
-    /// Properties set with `proxy_set_property` (filter state `wasm.<path>`).
-    pub(crate) filter_state: HashMap<Vec<u8>, Vec<u8>>,
     /// Connection and request facts for properties.
     pub(crate) info: StreamInfo,
     /// Inside `on_log`.

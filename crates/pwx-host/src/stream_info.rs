@@ -1,8 +1,35 @@
 //! Facts about a stream's connection and routing that properties expose (source and
 //! destination addresses, protocol, route, upstream, …), supplied by the embedder.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+
+/// A stream's filter state: objects set with `proxy_set_property` (and Envoy filter state set
+/// through foreign functions). One per stream, shared by every filter of its chain, as
+/// Envoy's filter state is — clones of a `StreamInfo` share it.
+#[derive(Clone, Debug, Default)]
+pub struct FilterState(Arc<Mutex<HashMap<Vec<u8>, Vec<u8>>>>);
+
+impl FilterState {
+    /// The value stored under `key`.
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Stores `value` under `key`.
+    pub fn set(&self, key: Vec<u8>, value: Vec<u8>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, value);
+    }
+}
 
 /// Connection and request facts for one stream.
 #[derive(Clone, Debug, Default)]
@@ -53,4 +80,6 @@ pub struct StreamInfo {
     pub upstream_request_attempt_count: Option<u64>,
     /// `request.duration`, once the request is complete.
     pub request_duration: Option<std::time::Duration>,
+    /// The stream's filter state, shared by its filters.
+    pub filter_state: FilterState,
 }

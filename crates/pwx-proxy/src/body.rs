@@ -25,6 +25,31 @@ pub(crate) fn full(bytes: Bytes) -> OutBody {
         .boxed()
 }
 
+/// A whole body whose size is not announced (sent chunked over HTTP/1.1, as a body that
+/// streamed through would be).
+pub(crate) fn unsized_full(bytes: Bytes) -> OutBody {
+    Unsized(Some(bytes)).boxed()
+}
+
+/// One data frame with no size hint.
+struct Unsized(Option<Bytes>);
+
+impl Body for Unsized {
+    type Data = Bytes;
+    type Error = BodyAborted;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyAborted>>> {
+        Poll::Ready(self.0.take().map(|data| Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
 /// No body at all (`end_of_stream` with the headers).
 pub(crate) fn empty() -> OutBody {
     http_body_util::Empty::new()

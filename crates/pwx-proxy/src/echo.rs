@@ -32,7 +32,11 @@ pub(crate) fn respond(request_headers: &HeaderMap, body: &[u8]) -> (HeaderMap, B
     });
     let mut body = serde_json::to_vec_pretty(&echo).unwrap_or_default();
     body.push(b'\n');
-    let response =
-        HeaderMap::from_pairs([(":status", "200"), ("content-type", "application/json")]);
+    let length = body.len().to_string();
+    let response = HeaderMap::from_pairs([
+        (":status", "200"),
+        ("content-type", "application/json"),
+        ("content-length", length.as_str()),
+    ]);
     (response, Bytes::from(body))
 }

@@ -86,8 +86,9 @@ fn set_envoy_filter_state(state: &mut HostState, args: &[u8]) -> Result<Vec<u8>,
         return Err(Status::NotFound);
     }
     let http = state.effective_http_mut().ok_or(Status::NotFound)?;
-    http.filter_state
-        .insert(args.path.into_bytes(), args.value.into_bytes());
+    http.info
+        .filter_state
+        .set(args.path.into_bytes(), args.value.into_bytes());
     Ok(Vec::new())
 }
 

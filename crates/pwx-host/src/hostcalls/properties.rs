@@ -85,16 +85,16 @@ fn resolve(state: &HostState, path: &[&[u8]]) -> Result<Value, Status> {
         b"filter_state" => match rest {
             [key] => key
                 .strip_prefix(b"wasm.")
-                .and_then(|name| http.filter_state.get(name))
-                .map(|v| Value::Bytes(v.clone()))
+                .and_then(|name| http.info.filter_state.get(name))
+                .map(Value::Bytes)
                 .ok_or(Status::NotFound),
             [] => Err(Status::SerializationFailure),
             _ => Err(Status::NotFound),
         },
         name => {
             // Any other name: a filter-state object created with proxy_set_property.
-            let value = http.filter_state.get(name).ok_or(Status::NotFound)?;
-            scalar(Value::Bytes(value.clone()))
+            let value = http.info.filter_state.get(name).ok_or(Status::NotFound)?;
+            scalar(Value::Bytes(value))
         }
     }
 }
@@ -317,6 +317,6 @@ pub(crate) fn proxy_set_property(
     let Some(http) = caller.data_mut().effective_http_mut() else {
         return Ok(Status::NotFound.as_i32());
     };
-    http.filter_state.insert(path, value);
+    http.info.filter_state.set(path, value);
     Ok(Status::Ok.as_i32())
 }

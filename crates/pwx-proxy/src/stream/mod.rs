@@ -642,7 +642,11 @@ impl Driver {
                     };
                     return;
                 }
-                self.contexts.response = headers.clone();
+                // What on_log sees is the response as the client gets it: the framing is
+                // this hop's own.
+                let mut sent = headers.clone();
+                sent.remove(b"transfer-encoding");
+                self.contexts.response = sent;
                 self.client_room = declared_length(&headers);
                 let items = if end { vec![Item::End] } else { Vec::new() };
                 self.response_complete = end;
@@ -797,7 +801,8 @@ impl Driver {
         let close = (!self.request_complete || self.close_connection)
             && self.downstream != http::Version::HTTP_2;
         let body = if self.response_complete {
-            whole(items)
+            // Without a declared length HTTP/1.1 chunks the body, however it was produced.
+            whole(items, headers.get(b"content-length").is_none())
         } else {
             let (sender, body) = body::channel();
             self.client_tx = Some(sender);
@@ -832,8 +837,9 @@ fn within(room: &mut Option<u64>, data: Bytes) -> Bytes {
     data.slice(..keep)
 }
 
-/// A complete response body from its items.
-fn whole(items: Vec<Item>) -> OutBody {
+/// A complete response body from its items; `chunked` hides its size from hyper, which
+/// would otherwise declare it.
+fn whole(items: Vec<Item>, chunked: bool) -> OutBody {
     let mut data = BytesMut::new();
     let mut trailers = None;
     for item in items {
@@ -850,6 +856,7 @@ fn whole(items: Vec<Item>) -> OutBody {
                 .with_trailers(std::future::ready(Some(Ok(trailers)))),
         ),
         None if data.is_empty() => body::empty(),
+        None if chunked => body::unsized_full(data.freeze()),
         None => body::full(data.freeze()),
     }
 }
