@@ -215,9 +215,13 @@ def run_tcp_case(case, target, module_paths, workdir):
                 time.sleep(case["settle_ms"] / 1000.0)
             wait_quiet(started.log_path)
             record["metrics"] = read_metrics(started, metric_names(case))
+            before_stop = len(parse_log(started.log_path))
             started.stop()
+        else:
+            before_stop = None
         entries = parse_log(started.log_path)
-        before_stop = len(entries)
+        if before_stop is None:
+            before_stop = len(entries)
         for i, (_level, logger, msg) in enumerate(entries):
             if logger == "main" and "caught ENVOY_SIGTERM" in msg:
                 before_stop = i

@@ -96,6 +96,9 @@ pub struct ListenerConfig {
     pub stream_idle_timeout: Duration,
     /// The router's `suppress_envoy_headers`: no `x-envoy-upstream-service-time` on responses.
     pub suppress_envoy_headers: bool,
+    /// `Some` for a TCP listener: `filters` are network filters and connections go to this
+    /// tcp_proxy's cluster (`virtual_hosts` is unused).
+    pub tcp: Option<crate::tcp::TcpProxyConfig>,
 }
 
 /// A proxy.
@@ -144,6 +147,7 @@ impl ProxyConfig {
                 virtual_hosts: vec![VirtualHost::catch_all(RouteAction::to_cluster(cluster))],
                 stream_idle_timeout: Duration::from_secs(300),
                 suppress_envoy_headers: false,
+                tcp: None,
             }],
             workers: 1,
             clusters,

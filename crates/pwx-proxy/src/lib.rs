@@ -2,7 +2,8 @@
 //! VM replicas and upstream client; a request lives and dies on one worker and takes no lock.
 //!
 //! Bodies are buffered whole (per request, up to the buffer limit); HTTP/1.1 and h2c are
-//! served downstream, HTTP/1.1 or h2c spoken to clusters. docs/compat.md lists the differences
+//! served downstream, HTTP/1.1 or h2c spoken to clusters; TCP listeners run network filters in
+//! front of a tcp_proxy (`tcp.rs`). docs/compat.md lists the differences
 //! from Envoy.
 
 mod admin;
@@ -15,6 +16,7 @@ mod grpc;
 mod routes;
 mod server;
 mod stream;
+mod tcp;
 mod worker;
 
 pub use config::{
@@ -25,3 +27,4 @@ pub use routes::{
     HeaderMatch, HeaderMatcher, PathMatch, Route, RouteAction, RouteMatch, VirtualHost,
 };
 pub use server::{Proxy, ProxyError};
+pub use tcp::TcpProxyConfig;

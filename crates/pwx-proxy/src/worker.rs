@@ -26,6 +26,8 @@ pub(crate) struct ListenerPlan {
     pub(crate) virtual_hosts: Vec<crate::routes::VirtualHost>,
     pub(crate) stream_idle_timeout: Duration,
     pub(crate) suppress_envoy_headers: bool,
+    /// A TCP listener's tcp_proxy (its connections are served by `tcp.rs`).
+    pub(crate) tcp: Option<crate::tcp::TcpProxyConfig>,
 }
 
 /// What every worker builds itself from.
@@ -173,6 +175,10 @@ async fn accept(worker: Rc<Worker>, listener: usize, socket: tokio::net::TcpList
                 continue;
             }
         };
+        if worker.plan.listeners[listener].tcp.is_some() {
+            tokio::task::spawn_local(crate::tcp::serve(worker.clone(), listener, stream, peer));
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let local_addr = stream.local_addr().ok();
         let worker = worker.clone();
