@@ -231,11 +231,17 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
     );
     let services = Arc::new(services);
     let engine = Engine::new(&EngineConfig::default()).context("starting the wasm engine")?;
+    let schemes: Vec<&str> = config
+        .listeners
+        .iter()
+        .map(|l| if l.tcp.is_some() { "tcp" } else { "http" })
+        .collect();
     let proxy = Proxy::start(config, &engine, services)?;
     let listening: Vec<String> = proxy
         .listener_addrs()
         .iter()
-        .map(|a| format!("http://{a}"))
+        .zip(schemes)
+        .map(|(a, scheme)| format!("{scheme}://{a}"))
         .collect();
     eprintln!(
         "pwx: listening on {} ({workers} workers), {summary}",
