@@ -25,7 +25,10 @@ fn tcp_guard_counts_bytes_and_logs_in_envoys_close_order() {
         t.vm.start_plugin(support::plugin("tcp-guard", r#"{"pattern":"DROP TABLE"}"#))
             .unwrap();
     let conn = t.vm.create_connection(root, info()).unwrap();
-    assert_eq!(t.vm.on_new_connection(conn).unwrap().flow, Flow::Continue(()));
+    assert_eq!(
+        t.vm.on_new_connection(conn).unwrap().flow,
+        Flow::Continue(())
+    );
     let step =
         t.vm.on_connection_data(conn, NetDirection::Downstream, b"select 1;".to_vec(), false)
             .unwrap();
@@ -41,7 +44,13 @@ fn tcp_guard_counts_bytes_and_logs_in_envoys_close_order() {
     t.vm.finish_connection(conn).unwrap();
     assert_eq!(t.vm.context_count(), 1, "only the root is left");
     let logs = t.log.messages();
-    let tail: Vec<&str> = logs.iter().rev().take(2).rev().map(String::as_str).collect();
+    let tail: Vec<&str> = logs
+        .iter()
+        .rev()
+        .take(2)
+        .rev()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         tail,
         [
@@ -67,7 +76,11 @@ fn tcp_guard_closes_on_a_pattern_split_across_reads() {
     let second =
         t.vm.on_connection_data(conn, NetDirection::Downstream, b" TABLE t".to_vec(), false)
             .unwrap();
-    assert_eq!(second.flow, Flow::Stop, "the bytes with the pattern are held");
+    assert_eq!(
+        second.flow,
+        Flow::Stop,
+        "the bytes with the pattern are held"
+    );
     assert!(
         second
             .deferred
@@ -117,10 +130,7 @@ fn network_buffers_follow_envoy() {
             forwarded = data;
         }
     });
-    let statuses: Vec<&str> = logs
-        .iter()
-        .filter_map(|l| l.split(" -> ").nth(1))
-        .collect();
+    let statuses: Vec<&str> = logs.iter().filter_map(|l| l.split(" -> ").nth(1)).collect();
     assert_eq!(
         statuses,
         [
@@ -158,10 +168,7 @@ fn properties_and_filter_state_in_a_network_context() {
             .unwrap();
     });
     assert_eq!(chosen.as_deref(), Some(&b"b"[..]));
-    let statuses: Vec<&str> = logs
-        .iter()
-        .filter_map(|l| l.split(" -> ").nth(1))
-        .collect();
+    let statuses: Vec<&str> = logs.iter().filter_map(|l| l.split(" -> ").nth(1)).collect();
     assert_eq!(
         statuses,
         [
@@ -193,6 +200,9 @@ fn pause_holds_the_bytes_until_taken_and_a_trap_fails_the_vm() {
                 .is_err()
         );
         assert!(vm.failure().is_some());
-        assert!(vm.finish_connection(conn).is_err(), "a failed VM gets no more calls");
+        assert!(
+            vm.finish_connection(conn).is_err(),
+            "a failed VM gets no more calls"
+        );
     });
 }

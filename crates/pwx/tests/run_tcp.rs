@@ -156,7 +156,13 @@ fn tcp_guard_proxies_counts_and_blocks_through_pwx_run() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(seen, Some(1));
-    assert_eq!(stat(admin, "wasmcustom.tcp_guard.downstream_bytes"), Some(19 + 19));
-    assert_eq!(stat(admin, "wasmcustom.tcp_guard.upstream_bytes"), Some(19 + 7));
+    assert_eq!(
+        stat(admin, "wasmcustom.tcp_guard.downstream_bytes"),
+        Some(19 + 19)
+    );
+    assert_eq!(
+        stat(admin, "wasmcustom.tcp_guard.upstream_bytes"),
+        Some(19 + 7)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -50,8 +50,8 @@ impl GuardRoot {
         let bytes = self
             .get_plugin_configuration()
             .ok_or("the plugin configuration is missing: give {\"pattern\": \"...\"}")?;
-        let config: Config = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("invalid configuration: {e}"))?;
+        let config: Config =
+            serde_json::from_slice(&bytes).map_err(|e| format!("invalid configuration: {e}"))?;
         if config.pattern.is_empty() {
             return Err("`pattern` must not be empty".to_string());
         }
