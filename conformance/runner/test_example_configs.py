@@ -20,6 +20,8 @@ def wasm_plugins(doc):
     for listener in doc["static_resources"]["listeners"]:
         for chain in listener["filter_chains"]:
             for f in chain["filters"]:
+                if f["name"] == "envoy.filters.network.wasm":
+                    out.append(f["typed_config"]["config"])
                 for hf in f["typed_config"].get("http_filters", []):
                     if hf["name"] == "envoy.filters.http.wasm":
                         out.append(hf["typed_config"]["config"])

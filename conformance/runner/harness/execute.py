@@ -6,7 +6,7 @@ import socket
 import time
 from pathlib import Path
 
-from . import proxy, render, wire
+from . import proxy, render, tcp, wire
 from .upstream import Upstream
 
 # Response headers that change from run to run or name the proxy implementation.
@@ -192,9 +192,62 @@ def read_metrics(started, names):
     return dict(sorted(out.items()))
 
 
+def run_tcp_case(case, target, module_paths, workdir):
+    """A `listener: tcp` case: TCP upstreams, the connections' steps, one after another."""
+    upstreams = {"upstream": tcp.TcpUpstream(case.get("upstream") or {})}
+    for name, spec in (case.get("upstreams") or {}).items():
+        upstreams[name] = tcp.TcpUpstream(spec or {})
+    started = None
+    record = {}
+    try:
+        cfg = render.tcp_bootstrap(case, module_paths, {n: u.port for n, u in upstreams.items()})
+        cfg_path = workdir / "envoy.yaml"
+        cfg_path.write_text(render.dump(cfg))
+        started = target.start(cfg_path, workdir)
+        record["startup"] = "accepted" if started.accepted else "rejected"
+        startup_end = None
+        if started.accepted:
+            wait_quiet(started.log_path)
+            startup_end = len(parse_log(started.log_path))
+            record["connections"] = [tcp.run_connection(started.listen_port, c)
+                                     for c in case.get("connections", [])]
+            if case.get("settle_ms"):
+                time.sleep(case["settle_ms"] / 1000.0)
+            wait_quiet(started.log_path)
+            record["metrics"] = read_metrics(started, metric_names(case))
+            before_stop = len(parse_log(started.log_path))
+            started.stop()
+        else:
+            before_stop = None
+        entries = parse_log(started.log_path)
+        if before_stop is None:
+            before_stop = len(entries)
+        for i, (_level, logger, msg) in enumerate(entries):
+            if logger == "main" and "caught ENVOY_SIGTERM" in msg:
+                before_stop = i
+                break
+        if startup_end is None:
+            startup_end = before_stop
+        record["upstream"] = {n: u.received for n, u in upstreams.items()}
+        record["startup_logs"] = filter_logs(entries[:startup_end])
+        record["logs"] = filter_logs(entries[startup_end:before_stop])
+        if case.get("record_shutdown_logs"):
+            record["shutdown_logs"] = filter_logs(entries[before_stop:])
+        if not record.get("metrics"):
+            record.pop("metrics", None)
+        return record
+    finally:
+        if started is not None:
+            started.kill()
+        for u in upstreams.values():
+            u.close()
+
+
 def run_case(case, target, module_paths, workdir):
     """Starts upstream + proxy, sends the requests, stops everything, returns the record."""
     workdir = Path(workdir)
+    if case.get("listener") == "tcp":
+        return run_tcp_case(case, target, module_paths, workdir)
     upstream = Upstream(case.get("upstream"))
     started = None
     record = {}

@@ -43,6 +43,57 @@ def wasm_filter(f, module_path):
     }
 
 
+def network_wasm_filter(f, module_path):
+    """The same plugin as `wasm_filter`, as a network filter."""
+    http = wasm_filter(f, module_path)
+    return {
+        "name": "envoy.filters.network.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+            "config": http["typed_config"]["config"],
+        },
+    }
+
+
+def _static_cluster(name, port):
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": "127.0.0.1", "port_value": port}}}}]}],
+        },
+    }
+
+
+def tcp_bootstrap(case, module_paths, upstream_ports):
+    """A TCP listener: the case's filters as network wasm filters, then tcp_proxy to `upstream`.
+    `upstream_ports` maps cluster names (`upstream`, and each of the case's `upstreams:`) to
+    ports."""
+    proxy = case.get("proxy") or {}
+    filters = [network_wasm_filter(f, p) for f, p in zip(case["filters"], module_paths)]
+    tcp_proxy = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        "stat_prefix": "tcp",
+        "cluster": "upstream",
+    }
+    if proxy.get("idle_timeout_ms") is not None:
+        tcp_proxy["idle_timeout"] = f"{proxy['idle_timeout_ms'] / 1000.0}s"
+    filters.append({"name": "envoy.filters.network.tcp_proxy", "typed_config": tcp_proxy})
+    listener = {
+        "name": "main",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "filter_chains": [{"filters": filters}],
+    }
+    clusters = [_static_cluster(name, port) for name, port in upstream_ports.items()]
+    return {
+        "static_resources": {"listeners": [listener], "clusters": clusters},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+    }
+
+
 def bootstrap(case, module_paths, upstream_port):
     """The envoy.yaml for one case. `module_paths[i]` is the .wasm of `case['filters'][i]`."""
     proxy = case.get("proxy") or {}

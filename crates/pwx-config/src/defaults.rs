@@ -7,6 +7,8 @@ use std::time::Duration;
 pub const ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connection manager `stream_idle_timeout`.
 pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Envoy's `tcp_proxy.idle_timeout` default.
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Cluster `connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Cluster `dns_refresh_rate`.

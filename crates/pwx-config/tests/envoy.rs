@@ -292,6 +292,11 @@ static_resources:
         panic!("expected a TCP listener")
     };
     assert_eq!(tcp.cluster, "db");
+    assert_eq!(
+        tcp.idle_timeout,
+        Some(Duration::from_secs(3600)),
+        "Envoy's default"
+    );
     assert_eq!(tcp.network_filters[0].name, "net");
     assert_eq!(
         tcp.network_filters[0].vm.code,
@@ -307,6 +312,41 @@ static_resources:
         loaded.config.clusters[0].endpoints[0].port, 5432,
         "quoted port"
     );
+}
+
+#[test]
+fn tcp_proxy_idle_timeout_is_read_and_zero_disables_it() {
+    let bootstrap = |idle: &str| {
+        format!(
+            r#"
+static_resources:
+  listeners:
+  - name: tcp
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 15000}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: tcp
+          cluster: db
+          idle_timeout: {idle}
+  clusters:
+  - name: db
+    load_assignment:
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 5432}}}}}}}}]}}]
+"#
+        )
+    };
+    let idle = |text: String| {
+        let loaded = parse_str(&text, "tcp.yaml").unwrap();
+        let ListenerKind::Tcp(tcp) = &loaded.config.listeners[0].kind else {
+            panic!("expected a TCP listener")
+        };
+        tcp.idle_timeout
+    };
+    assert_eq!(idle(bootstrap("2.5s")), Some(Duration::from_millis(2500)));
+    assert_eq!(idle(bootstrap("0s")), None);
 }
 
 #[test]

@@ -235,3 +235,31 @@ fn every_feature() {
         format!("{}:23:18: listeners[0].routes[0].cluster", path.display())
     );
 }
+
+#[test]
+fn tcp_listener_with_network_filters_and_idle_timeout() {
+    let loaded = load(repo("examples/tcp-guard/pwx.yaml")).unwrap();
+    let ListenerKind::Tcp(tcp) = &loaded.config.listeners[0].kind else {
+        panic!("expected a TCP listener")
+    };
+    assert_eq!(tcp.cluster, "upstream");
+    assert_eq!(tcp.idle_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(tcp.network_filters[0].name, "tcp-guard");
+    assert_eq!(
+        tcp.network_filters[0].configuration,
+        br#"{"pattern":"DROP TABLE"}"#
+    );
+    let text = "listeners:\n- name: t\n  address: 127.0.0.1:0\n  tcp_proxy: {cluster: c, idle_timeout: 0}\nclusters:\n- {name: c, endpoints: [127.0.0.1:1]}\n";
+    let loaded = parse_str(text, "pwx.yaml").unwrap();
+    let ListenerKind::Tcp(tcp) = &loaded.config.listeners[0].kind else {
+        panic!("expected a TCP listener")
+    };
+    assert_eq!(tcp.idle_timeout, None, "0 disables");
+    let err = parse_str(
+        "listeners:\n- name: t\n  address: 127.0.0.1:0\n  tcp_proxy: {cluster: c, idle: 1s}\nclusters:\n- {name: c, endpoints: [127.0.0.1:1]}\n",
+        "pwx.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("unknown field `idle`"), "{err}");
+}

@@ -162,12 +162,25 @@ pub(crate) struct HttpStreamState {
     pub(crate) response_paused: crate::http::Paused,
 }
 
-/// A stream context (HTTP for now).
+/// A network (TCP) connection's data buffers: `Some` while the module may touch them (inside
+/// their callback, or while that direction is paused after it), `None` otherwise.
+#[derive(Default)]
+pub(crate) struct NetStreamState {
+    /// `DownstreamData` (buffer 2): bytes read from the client.
+    pub(crate) downstream: Option<Vec<u8>>,
+    /// `UpstreamData` (buffer 3): bytes read from the upstream.
+    pub(crate) upstream: Option<Vec<u8>>,
+}
+
+/// A stream context: an HTTP stream, or a network connection when `net` is set. Both keep
+/// their connection facts and filter state in `http` (properties read them there).
 pub(crate) struct StreamContext {
     pub(crate) root_id: u32,
     /// `on_context_create` was delivered (lazily, at the first callback).
     pub(crate) created: bool,
     pub(crate) http: HttpStreamState,
+    /// Set for network (TCP) connections.
+    pub(crate) net: Option<NetStreamState>,
 }
 
 /// Every context of a VM, by id.
@@ -294,6 +307,21 @@ impl HostState {
     pub(crate) fn effective_http(&self) -> Option<&HttpStreamState> {
         match self.contexts.get(&self.effective)? {
             Context::Stream(stream) => Some(&stream.http),
+            Context::Root(_) => None,
+        }
+    }
+
+    /// The network state of the effective context, if it is a network connection.
+    pub(crate) fn effective_net(&self) -> Option<&NetStreamState> {
+        match self.contexts.get(&self.effective)? {
+            Context::Stream(stream) => stream.net.as_ref(),
+            Context::Root(_) => None,
+        }
+    }
+
+    pub(crate) fn effective_net_mut(&mut self) -> Option<&mut NetStreamState> {
+        match self.contexts.get_mut(&self.effective)? {
+            Context::Stream(stream) => stream.net.as_mut(),
             Context::Root(_) => None,
         }
     }

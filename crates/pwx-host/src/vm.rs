@@ -49,6 +49,11 @@ pub(crate) struct Callbacks {
     pub(crate) on_grpc_receive: Option<F3>,
     pub(crate) on_grpc_receive_trailing_metadata: Option<F3>,
     pub(crate) on_grpc_close: Option<F3>,
+    pub(crate) on_new_connection: Option<F1R>,
+    pub(crate) on_downstream_data: Option<F3R>,
+    pub(crate) on_upstream_data: Option<F3R>,
+    pub(crate) on_downstream_connection_close: Option<F2>,
+    pub(crate) on_upstream_connection_close: Option<F2>,
     pub(crate) on_done: Option<F1R>,
     pub(crate) on_log: Option<F1>,
     pub(crate) on_delete: Option<F1>,
@@ -381,6 +386,7 @@ impl Vm {
             root_id,
             created: false,
             http: Default::default(),
+            net: None,
         };
         stream.http.info = info;
         state.contexts.insert(id, Context::Stream(Box::new(stream)));
@@ -514,6 +520,11 @@ fn lookup_callbacks(
             ()
         ),
         on_grpc_close: get!(Callback::OnGrpcClose, (i32, i32, i32), ()),
+        on_new_connection: get!(Callback::OnNewConnection, i32, i32),
+        on_downstream_data: get!(Callback::OnDownstreamData, (i32, i32, i32), i32),
+        on_upstream_data: get!(Callback::OnUpstreamData, (i32, i32, i32), i32),
+        on_downstream_connection_close: get!(Callback::OnDownstreamConnectionClose, (i32, i32), ()),
+        on_upstream_connection_close: get!(Callback::OnUpstreamConnectionClose, (i32, i32), ()),
         on_done: get!(Callback::OnDone, i32, i32),
         on_log: get!(Callback::OnLog, i32, ()),
         on_delete: get!(Callback::OnDelete, i32, ()),

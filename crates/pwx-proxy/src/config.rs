@@ -101,6 +101,9 @@ pub struct ListenerConfig {
     pub suppress_envoy_headers: bool,
     /// TLS termination (`None`: cleartext HTTP/1.1 and h2c).
     pub tls: Option<crate::tls::ServerTls>,
+    /// `Some` for a TCP listener: `filters` are network filters and connections go to this
+    /// tcp_proxy's cluster (`virtual_hosts` is unused).
+    pub tcp: Option<crate::tcp::TcpProxyConfig>,
 }
 
 /// A proxy.
@@ -150,6 +153,7 @@ impl ProxyConfig {
                 stream_idle_timeout: Duration::from_secs(300),
                 suppress_envoy_headers: false,
                 tls: None,
+                tcp: None,
             }],
             workers: 1,
             clusters,

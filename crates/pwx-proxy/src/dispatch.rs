@@ -171,6 +171,10 @@ impl Worker {
                     // Routes are chosen after the request path, from the final headers: there
                     // is no cached route to clear.
                 }
+                ref connection @ (DeferredAction::ContinueDownstream
+                | DeferredAction::CloseDownstream
+                | DeferredAction::CloseUpstream)
+                    if crate::tcp::deliver(index, context_id, connection) => {}
                 other => {
                     tracing::debug!(
                         ?other,

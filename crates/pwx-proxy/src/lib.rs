@@ -3,8 +3,9 @@
 //!
 //! Bodies stream through the filters chunk by chunk, as Envoy's filter manager hands them over
 //! (buffered only where a filter asks for it, up to the buffer limit); HTTP/1.1 and h2c are
-//! served downstream, HTTP/1.1 or h2c spoken to clusters, each optionally over TLS.
-//! docs/compat.md lists the differences
+//! served downstream, HTTP/1.1 or h2c spoken to clusters, each optionally over TLS; TCP
+//! listeners run network filters in front of a tcp_proxy (`tcp.rs`). docs/compat.md lists the
+//! differences
 //! from Envoy.
 
 mod admin;
@@ -18,6 +19,7 @@ mod grpc;
 mod routes;
 mod server;
 mod stream;
+mod tcp;
 pub mod tls;
 mod worker;
 
@@ -29,3 +31,4 @@ pub use routes::{
     HeaderMatch, HeaderMatcher, PathMatch, Route, RouteAction, RouteMatch, VirtualHost,
 };
 pub use server::{Proxy, ProxyError};
+pub use tcp::TcpProxyConfig;

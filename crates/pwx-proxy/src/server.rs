@@ -109,6 +109,14 @@ fn load_and_check(
 /// Checks that every cluster a route names exists.
 fn check_routes(config: &ProxyConfig) -> Result<(), ProxyError> {
     for listener in &config.listeners {
+        if let Some(tcp) = &listener.tcp
+            && !config.clusters.iter().any(|c| c.name == tcp.cluster)
+        {
+            return Err(ProxyError::Config(format!(
+                "listener {:?}: tcp_proxy names cluster {:?}, which is not defined",
+                listener.name, tcp.cluster
+            )));
+        }
         for host in &listener.virtual_hosts {
             for route in &host.routes {
                 if let RouteAction::Cluster { cluster, .. } = &route.action
@@ -196,6 +204,7 @@ impl Proxy {
                 stream_idle_timeout: listener.stream_idle_timeout,
                 suppress_envoy_headers: listener.suppress_envoy_headers,
                 tls: listener.tls.clone(),
+                tcp: listener.tcp.clone(),
             });
         }
         let mut service_filters = Vec::new();

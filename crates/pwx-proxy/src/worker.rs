@@ -28,6 +28,8 @@ pub(crate) struct ListenerPlan {
     pub(crate) suppress_envoy_headers: bool,
     /// TLS termination; its requests see `https` as `:scheme`.
     pub(crate) tls: Option<crate::tls::ServerTls>,
+    /// A TCP listener's tcp_proxy (its connections are served by `tcp.rs`).
+    pub(crate) tcp: Option<crate::tcp::TcpProxyConfig>,
 }
 
 /// What every worker builds itself from.
@@ -175,6 +177,10 @@ async fn accept(worker: Rc<Worker>, listener: usize, socket: tokio::net::TcpList
                 continue;
             }
         };
+        if worker.plan.listeners[listener].tcp.is_some() {
+            tokio::task::spawn_local(crate::tcp::serve(worker.clone(), listener, stream, peer));
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let local_addr = stream.local_addr().ok();
         let worker = worker.clone();

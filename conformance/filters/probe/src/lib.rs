@@ -2,11 +2,12 @@
 
 mod abi;
 mod grpc_ops;
+mod network;
 mod ops;
 mod render;
 mod script;
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{Action, ContextType};
 use script::Script;
 use serde_json::Value;
@@ -272,8 +273,28 @@ impl RootContext for Root {
         Some(Box::new(Stream { runner }))
     }
 
+    fn create_stream_context(&self, context_id: u32) -> Option<Box<dyn StreamContext>> {
+        let (script, root_id) = {
+            let r = self.runner.borrow();
+            (Rc::clone(&r.script), r.id)
+        };
+        ops::save_label("stream", context_id);
+        let mut runner = Runner {
+            id: context_id,
+            root_id,
+            script,
+            calls: BTreeMap::new(),
+        };
+        runner.call("on_context_create", &format!("root={root_id}"));
+        Some(Box::new(network::NetStream { runner }))
+    }
+
     fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+        if self.runner.borrow().script.network {
+            Some(ContextType::StreamContext)
+        } else {
+            Some(ContextType::HttpContext)
+        }
     }
 }
 

@@ -24,6 +24,8 @@ pub struct Script {
     pub trace: bool,
     /// Steps by callback key (`on_request_headers`, `on_request_body#2`, ...).
     pub steps: BTreeMap<String, Step>,
+    /// `"network": true`: the root creates network (TCP) stream contexts instead of HTTP ones.
+    pub network: bool,
 }
 
 impl Script {
@@ -33,6 +35,7 @@ impl Script {
             tag: None,
             trace: true,
             steps: BTreeMap::new(),
+            network: false,
         }
     }
 
@@ -50,6 +53,7 @@ impl Script {
             match key.as_str() {
                 "tag" => script.tag = value.as_str().map(str::to_string),
                 "trace" => script.trace = value.as_bool().unwrap_or(true),
+                "network" => script.network = value.as_bool().unwrap_or(false),
                 k if k.starts_with("on_") || k.starts_with("root_on_") => {
                     script.steps.insert(key.clone(), parse_step(&key, value)?);
                 }
@@ -74,6 +78,7 @@ impl Script {
             merged.tag = other.tag.clone();
         }
         merged.trace = other.trace;
+        merged.network = merged.network || other.network;
         for (k, v) in &other.steps {
             merged.steps.insert(k.clone(), v.clone());
         }

@@ -141,7 +141,7 @@ fn network_filters(
                 let tcp = ctx.object(
                     typed_node,
                     &typed_path,
-                    &["@type", "cluster"],
+                    &["@type", "cluster", "idle_timeout"],
                     &[("stat_prefix", "pwx keeps no Envoy statistics")],
                 )?;
                 let (cluster_node, cluster_path) = tcp.require("cluster").map_err(|e| {
@@ -151,9 +151,15 @@ fn network_filters(
                     format!("{model}.cluster"),
                     origin(cluster_node, &cluster_path),
                 );
+                let idle_timeout = match tcp.duration("idle_timeout")? {
+                    None => Some(crate::defaults::TCP_IDLE_TIMEOUT),
+                    Some(Duration::ZERO) => None,
+                    Some(timeout) => Some(timeout),
+                };
                 return Ok(ListenerKind::Tcp(TcpListener {
                     network_filters: wasm,
                     cluster: tcp.require_string("cluster")?,
+                    idle_timeout,
                 }));
             }
             _ => {

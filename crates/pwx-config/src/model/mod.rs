@@ -88,6 +88,10 @@ pub enum ListenerKind {
 pub struct TcpListener {
     /// Wasm network filters (`envoy.filters.network.wasm`) in order.
     pub network_filters: Vec<WasmPlugin>,
-    /// The cluster connections go to.
+    /// The cluster connections go to (unless a filter picks another one through the
+    /// `envoy.tcp_proxy.cluster` filter state).
     pub cluster: String,
+    /// Close a connection with no traffic either way for this long (Envoy's default: 1 hour).
+    /// `None`: disabled (configured as 0).
+    pub idle_timeout: Option<std::time::Duration>,
 }

@@ -135,6 +135,10 @@ fn convert_listener(
         ListenerKind::Tcp(TcpListener {
             network_filters: filters,
             cluster: tcp.cluster,
+            idle_timeout: match tcp.idle_timeout {
+                None => Some(defaults::TCP_IDLE_TIMEOUT),
+                Some(d) => Some(d.0).filter(|d| !d.is_zero()),
+            },
         })
     } else {
         let virtual_hosts = match (listener.routes, listener.virtual_hosts) {

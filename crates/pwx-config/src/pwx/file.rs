@@ -155,8 +155,12 @@ pub(crate) enum CodecName {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TcpProxyFile {
-    /// The cluster connections go to.
+    /// The cluster connections go to (a filter may pick another one with
+    /// `set_envoy_filter_state("envoy.tcp_proxy.cluster", …)`).
     pub cluster: String,
+    /// Close connections idle this long either way (default 1h; `0` disables).
+    #[serde(default)]
+    pub idle_timeout: Option<DurationText>,
 }
 
 /// A virtual host.

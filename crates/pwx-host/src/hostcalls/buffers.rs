@@ -16,8 +16,15 @@ pub(crate) fn buffer(state: &HostState, buffer: BufferType) -> Result<&[u8], Sta
         BufferType::HttpResponseBody => {
             Ok(state.effective_http().map_or(&[][..], |h| &h.response_body))
         }
-        // TCP filters come with the transport layer; an HTTP context sees no connection data.
-        BufferType::DownstreamData | BufferType::UpstreamData => Ok(&[]),
+        // A connection's data outside its callback (and any HTTP context) reads as empty.
+        BufferType::DownstreamData => Ok(state
+            .effective_net()
+            .and_then(|n| n.downstream.as_deref())
+            .unwrap_or(&[])),
+        BufferType::UpstreamData => Ok(state
+            .effective_net()
+            .and_then(|n| n.upstream.as_deref())
+            .unwrap_or(&[])),
         BufferType::HttpCallResponseBody | BufferType::GrpcReceiveBuffer | BufferType::CallData => {
             match state.call_data.as_deref() {
                 Some(data) if state.call_data_kind == Some(buffer) => Ok(data),
@@ -108,6 +115,11 @@ pub(crate) fn proxy_set_buffer_bytes(
         Err(status) => return Ok(status.as_i32()),
     };
     let state = caller.data_mut();
+    if let Some(net) = state.effective_net_mut() {
+        return Ok(
+            set_network_buffer(net, kind, start as u32 as usize, size as u32 as usize).as_i32(),
+        );
+    }
     let target = match kind {
         BufferType::HttpRequestBody | BufferType::HttpResponseBody => {
             let direction = match kind {
@@ -148,6 +160,36 @@ pub(crate) fn splice(buffer: &mut Vec<u8>, start: usize, size: usize, data: &[u8
         Status::Ok
     } else if start >= buffer.len() {
         buffer.extend_from_slice(data);
+        Status::Ok
+    } else {
+        Status::BadArgument
+    }
+}
+
+/// `proxy_set_buffer_bytes` in a network (TCP) context, as Envoy 1.40 behaves (recorded in
+/// conformance/cases/tcp/data_edit*.yaml): only the live buffer of the callback in progress (or
+/// of a paused direction) is writable, everything else (the other direction, HTTP bodies,
+/// configurations) is `BadArgument`. On the live buffer the start/size rules of `splice` hold,
+/// but only the drained prefix takes effect: the bytes given are not inserted.
+fn set_network_buffer(
+    net: &mut crate::state::NetStreamState,
+    kind: BufferType,
+    start: usize,
+    size: usize,
+) -> Status {
+    let live = match kind {
+        BufferType::DownstreamData => net.downstream.as_mut(),
+        BufferType::UpstreamData => net.upstream.as_mut(),
+        _ => None,
+    };
+    let Some(buffer) = live else {
+        return Status::BadArgument;
+    };
+    if start == 0 {
+        let drained = size.min(buffer.len());
+        buffer.drain(..drained);
+        Status::Ok
+    } else if start >= buffer.len() {
         Status::Ok
     } else {
         Status::BadArgument

@@ -46,6 +46,7 @@ fn continue_direction(state: &mut HostState, stream: StreamType) -> Status {
             state.defer(context, DeferredAction::ContinueResponse);
         }
         StreamType::Downstream => state.defer(context, DeferredAction::ContinueDownstream),
+        // Envoy has no way to resume the write path of a network filter.
         StreamType::Upstream => return Status::Unimplemented,
     }
     Status::Ok

@@ -9,7 +9,7 @@ use pwx_host::services::NodeInfo;
 use pwx_host::{Limits, PluginConfig, VmConfig};
 use pwx_proxy::{
     ClusterConfig, FilterConfig, HeaderMatch, HeaderMatcher, ListenerConfig, PathMatch,
-    ProxyConfig, Route, RouteAction, RouteMatch, UpstreamProtocol, VirtualHost,
+    ProxyConfig, Route, RouteAction, RouteMatch, TcpProxyConfig, UpstreamProtocol, VirtualHost,
 };
 use std::path::Path;
 use std::time::Duration;
@@ -175,6 +175,39 @@ fn cluster(
     })
 }
 
+/// A TCP listener: its network filters, then tcp_proxy to its cluster.
+fn tcp_listener(
+    listener: &pwx_config::Listener,
+    tcp: &pwx_config::TcpListener,
+    args: &RunArgs,
+) -> anyhow::Result<ListenerConfig> {
+    if listener.tls.is_some() {
+        anyhow::bail!(
+            "listener `{}`: TLS on a TCP (tcp_proxy) listener is not supported yet; terminate TLS \
+             in front of it or use an HTTP listener",
+            listener.name
+        );
+    }
+    Ok(ListenerConfig {
+        name: listener.name.clone(),
+        address: listener.address,
+        filters: tcp
+            .network_filters
+            .iter()
+            .map(|plugin| filter(plugin, args))
+            .collect::<anyhow::Result<_>>()?,
+        virtual_hosts: Vec::new(),
+        stream_idle_timeout: Duration::from_secs(300),
+        suppress_envoy_headers: false,
+        tls: None,
+        tcp: Some(TcpProxyConfig {
+            stat_prefix: listener.name.clone(),
+            cluster: tcp.cluster.clone(),
+            idle_timeout: tcp.idle_timeout,
+        }),
+    })
+}
+
 /// The proxy configuration `path` describes, and the node identity it declares.
 pub(super) fn proxy_config(
     path: &Path,
@@ -194,12 +227,12 @@ pub(super) fn proxy_config(
     let mut listeners = Vec::new();
     for (l, listener) in config.listeners.iter().enumerate() {
         let at = format!("listeners[{l}]");
-        let ListenerKind::Http(http) = &listener.kind else {
-            return Err(refuse(
-                &loaded,
-                &at,
-                "TCP listeners (tcp_proxy and network filters) come with pwx's transport layer and are not available yet".into(),
-            ));
+        let http = match &listener.kind {
+            ListenerKind::Http(http) => http,
+            ListenerKind::Tcp(tcp) => {
+                listeners.push(tcp_listener(listener, tcp, args)?);
+                continue;
+            }
         };
         if let Some(limit) = listener.per_connection_buffer_limit_bytes {
             limits.request_buffer_bytes = limit as usize;
@@ -232,6 +265,7 @@ pub(super) fn proxy_config(
                 .as_ref()
                 .map(|tls| super::tls::listener(&loaded, &at, tls))
                 .transpose()?,
+            tcp: None,
         });
     }
     let clusters = config

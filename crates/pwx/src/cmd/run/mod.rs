@@ -304,7 +304,11 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
     let schemes: Vec<&str> = config
         .listeners
         .iter()
-        .map(|l| if l.tls.is_some() { "https" } else { "http" })
+        .map(|l| match (&l.tcp, &l.tls) {
+            (Some(_), _) => "tcp",
+            (None, Some(_)) => "https",
+            (None, None) => "http",
+        })
         .collect();
     let proxy = Proxy::start(config, &engine, services)?;
     let listening: Vec<String> = proxy
