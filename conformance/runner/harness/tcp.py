@@ -12,7 +12,7 @@ class TcpUpstream:
 
     Modes: `tcp_echo` writes back every byte it reads; `tcp_sink` only reads. Options:
     `greeting` (bytes sent as soon as a connection is accepted), `close_on` (after echoing data
-    that contains this text, close the connection), `close_after_ms` (close every connection
+    that contains this text, close the connection — `close_delay_ms` later), `close_after_ms` (close every connection
     this long after it was accepted). When the proxy half-closes, the upstream finishes what it
     echoes and closes too.
     """
@@ -86,6 +86,9 @@ class TcpUpstream:
                 if echo:
                     conn.sendall(data)
                 if spec.get("close_on") and spec["close_on"].encode() in received:
+                    # A pause between the echo and the close keeps them in separate reads on
+                    # the proxy's side (data, then end of stream), whatever the kernel's timing.
+                    time.sleep(spec.get("close_delay_ms", 0) / 1000)
                     rec["ended_by"] = "upstream"
                     return
         except OSError as e:
