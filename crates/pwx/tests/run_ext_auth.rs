@@ -3,9 +3,10 @@
 //! upstream or answers with the auth service's denial.
 #![allow(clippy::unwrap_used)] // test code
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Reads an HTTP/1.1 request head; returns its lines.
@@ -62,37 +63,6 @@ fn upstream(head: &[String]) -> String {
     )
 }
 
-struct Pwx(Child);
-
-impl Drop for Pwx {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `pwx run` and waits for the address it listens on.
-fn pwx_run(args: &[String]) -> (Pwx, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pwx"))
-        .arg("run")
-        .args(args)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("pwx exited before listening").unwrap();
-        if let Some(rest) = line.strip_prefix("pwx: listening on http://") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    // Keep draining stderr so pwx never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (Pwx(child), addr)
-}
-
 fn get(addr: SocketAddr, headers: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
@@ -133,7 +103,7 @@ fn ext_auth_allows_or_denies_through_a_callout_to_a_real_auth_service() {
     .unwrap();
     let auth = serve(auth_service);
     let origin = serve(upstream);
-    let (_pwx, addr) = pwx_run(&[
+    let pwx = support::pwx_run(&[
         wasm,
         "--config".into(),
         config,
@@ -146,6 +116,7 @@ fn ext_auth_allows_or_denies_through_a_callout_to_a_real_auth_service() {
         "--workers".into(),
         "1".into(),
     ]);
+    let addr = pwx.listener("http");
     let (status, response) = get(addr, "authorization: Bearer alice-token\r\n");
     assert_eq!(status, 200, "{response}");
     assert!(response.ends_with("hello alice\n"), "{response}");

@@ -3,9 +3,10 @@
 //! endpoint, and closes a connection whose client sends the blocked pattern.
 #![allow(clippy::unwrap_used)] // test code
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A TCP echo server: every connection gets back what it sends, until it half-closes.
@@ -26,47 +27,6 @@ fn echo_server() -> SocketAddr {
         }
     });
     addr
-}
-
-struct Pwx(Child);
-
-impl Drop for Pwx {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `pwx run -c <file>`; returns the TCP listener's and the admin endpoint's addresses.
-fn pwx_run(config: &std::path::Path) -> (Pwx, SocketAddr, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pwx"))
-        .arg("run")
-        .arg("-c")
-        .arg(config)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let mut listen = None;
-    let admin = loop {
-        let line = lines.next().expect("pwx exited before listening").unwrap();
-        if let Some(rest) = line.strip_prefix("pwx: listening on tcp://") {
-            listen = Some(rest.split_whitespace().next().unwrap().parse().unwrap());
-        }
-        if let Some(i) = line.find("admin on http://") {
-            let rest = &line[i + "admin on http://".len()..];
-            break rest
-                .split(|c: char| c.is_whitespace() || c == '/')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Pwx(child), listen.expect("a tcp:// listener"), admin)
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
@@ -124,7 +84,8 @@ fn tcp_guard_proxies_counts_and_blocks_through_pwx_run() {
         ),
     )
     .unwrap();
-    let (_pwx, listen, admin) = pwx_run(&config);
+    let pwx = support::pwx_run(&[std::ffi::OsStr::new("-c"), config.as_os_str()]);
+    let (listen, admin) = (pwx.listener("tcp"), pwx.admin());
 
     // Bytes go through both ways; the client half-closes and the connection ends cleanly.
     let mut client = connect(listen);

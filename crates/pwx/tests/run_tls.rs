@@ -3,11 +3,13 @@
 //! `pwx` binary with the add-header example terminating TLS, and curl with the test CA in front.
 #![allow(clippy::unwrap_used)] // test code
 
+mod support;
+
 use rustls::pki_types::pem::PemObject;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,41 +142,6 @@ fn add_header_wasm() -> String {
     wasm
 }
 
-struct Pwx(Child);
-
-impl Drop for Pwx {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `pwx run` and waits for the https:// address it listens on.
-fn pwx_run(args: &[String]) -> (Pwx, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pwx"))
-        .arg("run")
-        .args(args)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("pwx exited before listening").unwrap();
-        if let Some(rest) = line.strip_prefix("pwx: listening on https://") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-        assert!(
-            !line.starts_with("pwx: listening on http://"),
-            "a TLS listener announced itself as cleartext: {line}"
-        );
-    };
-    // Keep draining stderr so pwx never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (Pwx(child), addr)
-}
-
 /// `pwx run` that must fail at start-up: its exit status and stderr.
 fn pwx_fails(args: &[String]) -> String {
     let output: Output = Command::new(env!("CARGO_BIN_EXE_pwx"))
@@ -228,7 +195,8 @@ fn quick_mode(certs: &Certs, upstream: SocketAddr) -> Vec<String> {
 fn pwx_terminates_tls_runs_the_filter_and_proxies_to_an_https_upstream() {
     let certs = Certs::new();
     let upstream = https_upstream(&certs);
-    let (_pwx, addr) = pwx_run(&quick_mode(&certs, upstream));
+    let pwx = support::pwx_run(&quick_mode(&certs, upstream));
+    let addr = pwx.listener("https");
 
     let http1 = curl(&certs, addr, "--http1.1");
     assert!(http1.starts_with("http/1.1 200"), "{http1}");
@@ -275,7 +243,8 @@ fn an_upstream_certificate_from_an_unknown_ca_fails_the_request_with_503() {
     // Trust another CA for the upstream: verification must fail.
     let ca = args.iter().position(|a| a == "--upstream-ca").unwrap();
     args[ca + 1] = other.arg("ca.pem");
-    let (_pwx, addr) = pwx_run(&args);
+    let pwx = support::pwx_run(&args);
+    let addr = pwx.listener("https");
     let response = curl(&certs, addr, "--http1.1");
     assert!(response.starts_with("http/1.1 503"), "{response}");
     assert!(response.contains("connection failure"), "{response}");
@@ -383,12 +352,13 @@ fn an_envoy_bootstrap_with_tls_contexts_runs_and_an_unknown_cipher_is_refused() 
         bootstrap("[ECDHE-ECDSA-AES128-GCM-SHA256, ECDHE-RSA-AES128-GCM-SHA256]"),
     )
     .unwrap();
-    let (_pwx, addr) = pwx_run(&[
+    let pwx = support::pwx_run(&[
         "-c".into(),
         good.display().to_string(),
         "--workers".into(),
         "1".into(),
     ]);
+    let addr = pwx.listener("https");
     let response = curl(&certs, addr, "--http1.1");
     assert!(response.starts_with("http/1.1 200"), "{response}");
     assert!(response.contains("x-wasm-custom: foo"), "{response}");

@@ -224,3 +224,81 @@ pub fn cached_modules(cache: &Path) -> Vec<PathBuf> {
         })
         .unwrap_or_default()
 }
+
+/// A running `pwx run` (stopped by PID when dropped) and the addresses it announced.
+pub struct PwxRun {
+    pub process: Running,
+    /// Each listener as announced: (`http` | `https` | `tcp`, address).
+    pub listeners: Vec<(String, std::net::SocketAddr)>,
+    admin: std::sync::mpsc::Receiver<std::net::SocketAddr>,
+    admin_seen: std::cell::OnceCell<std::net::SocketAddr>,
+}
+
+impl PwxRun {
+    /// The first listener announced with `scheme`.
+    pub fn listener(&self, scheme: &str) -> std::net::SocketAddr {
+        self.listeners
+            .iter()
+            .find(|(s, _)| s == scheme)
+            .map(|(_, addr)| *addr)
+            .unwrap_or_else(|| panic!("no {scheme}:// listener in {:?}", self.listeners))
+    }
+
+    /// The admin endpoint's address (pwx prints it right after its listeners).
+    pub fn admin(&self) -> std::net::SocketAddr {
+        *self.admin_seen.get_or_init(|| {
+            self.admin
+                .recv_timeout(Duration::from_secs(10))
+                .expect("pwx announced no admin endpoint")
+        })
+    }
+}
+
+/// Starts `pwx run ARGS` and waits until it announced its listeners; the rest of stderr is
+/// read on a thread (so pwx never blocks on the pipe), which picks up the admin address.
+pub fn pwx_run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> PwxRun {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pwx"))
+        .arg("run")
+        .args(args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawning pwx run");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let listeners = loop {
+        let line = lines
+            .next()
+            .expect("pwx exited before it was ready")
+            .expect("reading pwx's stderr");
+        if let Some(rest) = line.strip_prefix("pwx: listening on ") {
+            let list = rest.split(" (").next().unwrap_or_default();
+            break list
+                .split(", ")
+                .map(|item| {
+                    let (scheme, addr) = item.split_once("://").expect("scheme://address");
+                    (scheme.to_string(), addr.parse().expect("a socket address"))
+                })
+                .collect::<Vec<_>>();
+        }
+    };
+    let (found, admin) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let address = line
+                .strip_prefix("pwx: admin on http://")
+                .and_then(|rest| rest.split(|c: char| c.is_whitespace() || c == '/').next())
+                .and_then(|a| a.parse().ok());
+            if let Some(address) = address {
+                let _ = found.send(address);
+            }
+        }
+    });
+    PwxRun {
+        process: Running(child),
+        listeners,
+        admin,
+        admin_seen: std::cell::OnceCell::new(),
+    }
+}
