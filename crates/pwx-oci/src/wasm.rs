@@ -34,6 +34,12 @@ pub fn inspect(bytes: &[u8], origin: &str) -> Result<ModuleInfo> {
         origin: origin.to_string(),
         reason,
     };
+    if !bytes.is_empty() && !bytes.starts_with(b"\0asm") {
+        // wasmparser's own message dumps both magic numbers as multi-line arrays.
+        return Err(invalid(
+            "it does not start with the wasm magic bytes (\\0asm); is it a .wasm file?".into(),
+        ));
+    }
     let mut abi_versions = Vec::new();
     let mut saw_header = false;
     for payload in Parser::new(0).parse_all(bytes) {

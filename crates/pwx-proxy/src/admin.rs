@@ -1,8 +1,8 @@
 //! The admin endpoint, on its own thread: `/ready`, `/stats` (Envoy's text format, `?format=json`
-//! too), `/stats/prometheus`, `/listeners` (Envoy's JSON shape) and `/plugins` (the loaded
-//! plugins and the state of each worker's VM replicas).
+//! too), `/stats/prometheus`, `/listeners` (Envoy's JSON shape), `/plugins` (the loaded
+//! plugins, the state of each worker's VM replicas, the last reload) and `POST /reload`.
 
-use crate::worker::WorkerPlan;
+use crate::reload::{ReloadRequest, ReloadState};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -24,6 +24,8 @@ pub(crate) struct VmState {
     pub(crate) failed: Option<String>,
     pub(crate) contexts: usize,
     pub(crate) memory_bytes: usize,
+    /// The configuration generation the replica belongs to.
+    pub(crate) generation: u64,
 }
 
 /// The VM states of every worker, refreshed by the workers once a second.
@@ -60,7 +62,8 @@ pub(crate) struct Admin {
 struct Context {
     listeners: Vec<SocketAddr>,
     services: Arc<Services>,
-    plan: Arc<WorkerPlan>,
+    state: Arc<ReloadState>,
+    reloads: tokio::sync::mpsc::UnboundedSender<ReloadRequest>,
 }
 
 impl Admin {
@@ -68,7 +71,8 @@ impl Admin {
         addr: SocketAddr,
         listeners: Vec<SocketAddr>,
         services: Arc<Services>,
-        plan: Arc<WorkerPlan>,
+        state: Arc<ReloadState>,
+        reloads: tokio::sync::mpsc::UnboundedSender<ReloadRequest>,
     ) -> std::io::Result<Admin> {
         let socket = std::net::TcpListener::bind(addr)?;
         socket.set_nonblocking(true)?;
@@ -77,7 +81,8 @@ impl Admin {
         let context = Arc::new(Context {
             listeners,
             services,
-            plan,
+            state,
+            reloads,
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -100,9 +105,16 @@ impl Admin {
                         };
                         let context = context.clone();
                         tokio::spawn(async move {
-                            let service = service_fn(move |request| {
+                            let service = service_fn(move |request: http::Request<_>| {
                                 let context = context.clone();
-                                async move { Ok::<_, Infallible>(route(&context, &request)) }
+                                async move {
+                                    let response = if request.uri().path() == "/reload" {
+                                        reload(&context, request.method()).await
+                                    } else {
+                                        route(&context, &request)
+                                    };
+                                    Ok::<_, Infallible>(response)
+                                }
                             });
                             let _ = hyper::server::conn::http1::Builder::new()
                                 .serve_connection(TokioIo::new(stream), service)
@@ -157,10 +169,39 @@ fn route<B>(context: &Context, request: &http::Request<B>) -> http::Response<Ful
         (&http::Method::GET, "/") => reply(
             200,
             "text/plain",
-            "pwx admin: /ready /stats /stats?format=json /stats/prometheus /listeners?format=json /plugins\n"
+            "pwx admin: /ready /stats /stats?format=json /stats/prometheus /listeners?format=json /plugins, POST /reload\n"
                 .into(),
         ),
         _ => reply(404, "text/plain", "not found; try GET /\n".into()),
+    }
+}
+
+/// `POST /reload`: asks the owner of the configuration (the CLI) to reload it and answers
+/// with the outcome: 200 and a summary, or 500 and why the previous configuration still serves.
+async fn reload(context: &Context, method: &http::Method) -> http::Response<Full<Bytes>> {
+    if method != http::Method::POST {
+        return reply(405, "text/plain", "use POST /reload\n".into());
+    }
+    let (answer, outcome) = tokio::sync::oneshot::channel();
+    if context
+        .reloads
+        .send(ReloadRequest { reply: answer })
+        .is_err()
+    {
+        return reply(
+            501,
+            "text/plain",
+            "this proxy cannot reload its configuration (nothing owns it)\n".into(),
+        );
+    }
+    match outcome.await {
+        Ok(Ok(summary)) => reply(200, "text/plain", format!("{summary}\n")),
+        Ok(Err(error)) => reply(500, "text/plain", format!("{error}\n")),
+        Err(_) => reply(
+            503,
+            "text/plain",
+            "the reload was not answered (the proxy is stopping)\n".into(),
+        ),
     }
 }
 
@@ -271,7 +312,7 @@ fn listeners_json(context: &Context) -> String {
     let statuses: Vec<serde_json::Value> = context
         .listeners
         .iter()
-        .zip(&context.plan.listeners)
+        .zip(&context.state.plan().listeners)
         .map(|(addr, listener)| {
             serde_json::json!({
                 "name": listener.name,
@@ -286,8 +327,8 @@ fn listeners_json(context: &Context) -> String {
 }
 
 fn plugins_json(context: &Context) -> String {
-    let plugins: Vec<serde_json::Value> = context
-        .plan
+    let plan = context.state.plan();
+    let plugins: Vec<serde_json::Value> = plan
         .filters
         .iter()
         .map(|(module, plugin, vm)| {
@@ -303,13 +344,17 @@ fn plugins_json(context: &Context) -> String {
             })
         })
         .collect();
-    let workers: Vec<serde_json::Value> = context
-        .plan
+    let workers: Vec<serde_json::Value> = plan
         .vm_states
         .snapshot()
         .into_iter()
         .map(|(worker, vms)| serde_json::json!({"worker": worker, "vms": vms}))
         .collect();
-    serde_json::to_string_pretty(&serde_json::json!({"plugins": plugins, "workers": workers}))
-        .unwrap_or_default()
+    serde_json::to_string_pretty(&serde_json::json!({
+        "generation": context.state.generation(),
+        "last_reload": context.state.last(),
+        "plugins": plugins,
+        "workers": workers,
+    }))
+    .unwrap_or_default()
 }

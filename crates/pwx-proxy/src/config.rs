@@ -164,3 +164,41 @@ impl ProxyConfig {
         }
     }
 }
+
+/// The cluster names filters may call out to, as the host checks them while `proxy_http_call`
+/// runs; replaced with the clusters of a reloaded configuration (`set`).
+#[derive(Debug, Default)]
+pub struct ClusterNames(std::sync::RwLock<std::collections::HashSet<String>>);
+
+impl ClusterNames {
+    /// The clusters of `config`.
+    pub fn of(config: &ProxyConfig) -> Self {
+        let names = ClusterNames::default();
+        names.set(config);
+        names
+    }
+
+    /// Replaces the names with the clusters of `config`; returns the previous names (for
+    /// `restore` when the new configuration is refused).
+    pub fn set(&self, config: &ProxyConfig) -> std::collections::HashSet<String> {
+        let names = config.clusters.iter().map(|c| c.name.clone()).collect();
+        std::mem::replace(
+            &mut *self.0.write().unwrap_or_else(|p| p.into_inner()),
+            names,
+        )
+    }
+
+    /// Puts back the names `set` returned.
+    pub fn restore(&self, names: std::collections::HashSet<String>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = names;
+    }
+}
+
+impl pwx_host::services::Clusters for ClusterNames {
+    fn has_cluster(&self, cluster: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(cluster)
+    }
+}

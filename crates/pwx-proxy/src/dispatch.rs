@@ -56,7 +56,6 @@ pub(crate) fn slot(direction: Direction) -> usize {
 }
 
 /// Something another thread asks of this worker.
-#[derive(Debug)]
 pub(crate) enum Event {
     /// A queue this worker's VM consumes has a new item.
     QueueReady {
@@ -64,6 +63,17 @@ pub(crate) enum Event {
         root: u32,
         token: u32,
     },
+    /// Build the next generation from `plan` (VMs started and configured) and report; it
+    /// serves nothing until `Commit`.
+    Prepare {
+        generation: u64,
+        plan: std::sync::Arc<crate::worker::WorkerPlan>,
+        reply: std::sync::mpsc::Sender<Result<(), String>>,
+    },
+    /// Every worker prepared `generation`: new streams use it from now on.
+    Commit { generation: u64 },
+    /// Some worker could not prepare `generation`: drop it, keep serving the current one.
+    Abort { generation: u64 },
 }
 
 /// Which worker owns each VM replica, so queue notifications reach the consumer's thread.
@@ -174,7 +184,7 @@ impl Worker {
                 ref connection @ (DeferredAction::ContinueDownstream
                 | DeferredAction::CloseDownstream
                 | DeferredAction::CloseUpstream)
-                    if crate::tcp::deliver(index, context_id, connection) => {}
+                    if crate::tcp::deliver(self.generation, index, context_id, connection) => {}
                 other => {
                     tracing::debug!(
                         ?other,
@@ -428,26 +438,22 @@ impl Worker {
             .retain(|key, _| callouts.contains_key(key));
     }
 
-    pub(crate) fn on_event(self: &Rc<Self>, event: Event) {
-        match event {
-            Event::QueueReady {
-                vm_instance,
-                root,
-                token,
-            } => {
-                let index = self
-                    .chain
-                    .borrow()
-                    .filters
-                    .iter()
-                    .position(|f| f.vm.instance_id() == vm_instance);
-                let Some(index) = index else { return };
-                let result = self.chain.borrow_mut().filters[index]
-                    .vm
-                    .on_queue_ready(root, token);
-                self.after_root_callback(index, result);
-            }
+    /// `on_queue_ready` on the root `root` of the VM `vm_instance`, if this generation owns it.
+    pub(crate) fn on_queue_ready(self: &Rc<Self>, vm_instance: u64, root: u32, token: u32) {
+        if self.shut_down() {
+            return;
         }
+        let index = self
+            .chain
+            .borrow()
+            .filters
+            .iter()
+            .position(|f| f.vm.instance_id() == vm_instance);
+        let Some(index) = index else { return };
+        let result = self.chain.borrow_mut().filters[index]
+            .vm
+            .on_queue_ready(root, token);
+        self.after_root_callback(index, result);
     }
 
     /// Shuts the plugins down as Envoy does at exit: `on_done` then `on_delete` for each root

@@ -16,6 +16,7 @@ mod config;
 mod dispatch;
 mod echo;
 mod grpc;
+mod reload;
 mod routes;
 mod server;
 mod stream;
@@ -24,9 +25,10 @@ pub mod tls;
 mod worker;
 
 pub use config::{
-    ClusterConfig, ClusterKind, ECHO_CLUSTER, FilterConfig, ListenerConfig, ProxyConfig,
-    UpstreamConfig, UpstreamProtocol,
+    ClusterConfig, ClusterKind, ClusterNames, ECHO_CLUSTER, FilterConfig, ListenerConfig,
+    ProxyConfig, UpstreamConfig, UpstreamProtocol,
 };
+pub use reload::{ReloadRequest, Reloaded};
 pub use routes::{
     HeaderMatch, HeaderMatcher, PathMatch, Route, RouteAction, RouteMatch, VirtualHost,
 };

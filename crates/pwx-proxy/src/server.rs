@@ -3,19 +3,41 @@
 //! for bootstrap services, one more thread without listeners.
 
 use crate::config::{FilterConfig, ProxyConfig};
+use crate::dispatch::Event;
 use crate::dispatch::QueueRoutes;
+use crate::reload::ReloadState;
 use crate::routes::RouteAction;
-use crate::worker::{self, ListenerPlan, WorkerPlan};
+use crate::worker::{self, Control, ListenerPlan, WorkerPlan};
 use pwx_host::{Engine, Services, Vm};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A running proxy.
 pub struct Proxy {
     addrs: Vec<SocketAddr>,
     admin: Option<crate::admin::Admin>,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    control: tokio::sync::watch::Sender<Control>,
     workers: Vec<std::thread::JoinHandle<()>>,
+    /// What a reload must keep and where it posts the next generation.
+    pub(crate) running: Running,
+    pub(crate) state: Arc<ReloadState>,
+    reload_requests: Option<tokio::sync::mpsc::UnboundedReceiver<crate::reload::ReloadRequest>>,
+}
+
+/// The parts of a running proxy a reload works with.
+pub(crate) struct Running {
+    /// The configured listener addresses (as configured: port 0 stays 0) and admin address.
+    pub(crate) listen: Vec<SocketAddr>,
+    pub(crate) admin: Option<SocketAddr>,
+    pub(crate) workers: usize,
+    /// Whether a services thread runs (bootstrap services or main-thread plugin replicas).
+    pub(crate) services_thread: bool,
+    /// Each listener worker's inbox, then the services thread's (if any).
+    pub(crate) inboxes: Vec<tokio::sync::mpsc::UnboundedSender<Event>>,
+    pub(crate) services: Arc<Services>,
+    pub(crate) queue_routes: Arc<QueueRoutes>,
+    pub(crate) vm_states: Arc<crate::admin::VmStates>,
 }
 
 /// Why a proxy could not start.
@@ -56,6 +78,9 @@ pub enum ProxyError {
         /// Why.
         error: std::io::Error,
     },
+    /// A reload was refused or failed; the previous configuration keeps serving.
+    #[error("reload failed: {0}")]
+    Reload(String),
     /// A worker failed to start.
     #[error("worker {index} failed to start: {message}")]
     Worker {
@@ -82,7 +107,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 
 /// Loads a filter's module and starts its plugin on a throwaway VM (Envoy's canary), so a bad
 /// module or configuration is refused before any traffic.
-fn load_and_check(
+pub(crate) fn load_and_check(
     filter: &FilterConfig,
     engine: &Engine,
     services: &Arc<Services>,
@@ -107,7 +132,7 @@ fn load_and_check(
 }
 
 /// Checks that every cluster a route names exists.
-fn check_routes(config: &ProxyConfig) -> Result<(), ProxyError> {
+pub(crate) fn check_routes(config: &ProxyConfig) -> Result<(), ProxyError> {
     for listener in &config.listeners {
         if let Some(tcp) = &listener.tcp
             && !config.clusters.iter().any(|c| c.name == tcp.cluster)
@@ -139,12 +164,15 @@ fn spawn_worker(
     name: String,
     sockets: Vec<std::net::TcpListener>,
     plan: Arc<WorkerPlan>,
-    watch: tokio::sync::watch::Receiver<bool>,
+    watch: tokio::sync::watch::Receiver<Control>,
+    inboxes: &mut Vec<tokio::sync::mpsc::UnboundedSender<Event>>,
 ) -> Result<std::thread::JoinHandle<()>, ProxyError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (events, inbox) = tokio::sync::mpsc::unbounded_channel();
+    inboxes.push(events.clone());
     let handle = std::thread::Builder::new()
         .name(name)
-        .spawn(move || worker::run(index, sockets, plan, ready_tx, watch))
+        .spawn(move || worker::run(index, sockets, plan, ready_tx, (events, inbox), watch))
         .map_err(|e| ProxyError::Worker {
             index,
             message: e.to_string(),
@@ -176,44 +204,8 @@ impl Proxy {
                 routes.notify(consumer.vm_instance, consumer.root_context_id, token)
             }));
         let vm_states: Arc<crate::admin::VmStates> = Arc::default();
-        let plan = |filters, listeners| {
-            Arc::new(WorkerPlan {
-                filters,
-                listeners,
-                services: services.clone(),
-                limits: config.limits.clone(),
-                clusters: config.clusters.clone(),
-                queue_routes: queue_routes.clone(),
-                vm_states: vm_states.clone(),
-            })
-        };
-
-        // Every listener's filters go into one list; a listener names its filters by index.
-        let mut filters = Vec::new();
-        let mut listener_plans = Vec::new();
-        for listener in &config.listeners {
-            let mut indices = Vec::new();
-            for filter in &listener.filters {
-                indices.push(filters.len());
-                filters.push(load_and_check(filter, engine, &services, &config.limits)?);
-            }
-            listener_plans.push(ListenerPlan {
-                name: listener.name.clone(),
-                filters: indices,
-                virtual_hosts: listener.virtual_hosts.clone(),
-                stream_idle_timeout: listener.stream_idle_timeout,
-                suppress_envoy_headers: listener.suppress_envoy_headers,
-                tls: listener.tls.clone(),
-                tcp: listener.tcp.clone(),
-            });
-        }
-        let mut service_filters = Vec::new();
-        for service in &config.services {
-            service_filters.push(load_and_check(service, engine, &services, &config.limits)?);
-        }
-        if config.main_thread_plugins {
-            service_filters.extend(filters.iter().cloned());
-        }
+        let (worker_plan, services_plan) =
+            plans(&config, engine, &services, &queue_routes, &vm_states)?;
 
         // Bind each listener once to learn its port, then once more per further worker.
         let mut first_sockets = Vec::new();
@@ -227,17 +219,20 @@ impl Proxy {
             addrs.push(socket.local_addr().map_err(listen_error)?);
             first_sockets.push(socket);
         }
-        let worker_plan = plan(filters, listener_plans);
-        let (shutdown, watch) = tokio::sync::watch::channel(false);
+        let (control, watch) = tokio::sync::watch::channel(Control::Run);
         let mut workers = Vec::new();
-        if !service_filters.is_empty() {
+        let mut inboxes = Vec::new();
+        let mut services_inbox = Vec::new();
+        let services_thread = !services_plan.filters.is_empty();
+        if services_thread {
             // Envoy runs singleton services on its main thread: one VM each, for the process.
             workers.push(spawn_worker(
                 usize::MAX,
                 "pwx-services".into(),
                 Vec::new(),
-                plan(service_filters, Vec::new()),
+                services_plan,
                 watch.clone(),
+                &mut services_inbox,
             )?);
         }
         let mut first = Some(first_sockets);
@@ -255,24 +250,55 @@ impl Proxy {
                 sockets,
                 worker_plan.clone(),
                 watch.clone(),
+                &mut inboxes,
             )?);
         }
+        inboxes.extend(services_inbox);
+        let state = Arc::new(ReloadState::new(worker_plan));
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
         let admin = match config.admin {
             Some(admin_addr) => Some(
-                crate::admin::Admin::start(admin_addr, addrs.clone(), services, worker_plan)
-                    .map_err(|error| ProxyError::Admin {
-                        addr: admin_addr,
-                        error,
-                    })?,
+                crate::admin::Admin::start(
+                    admin_addr,
+                    addrs.clone(),
+                    services.clone(),
+                    state.clone(),
+                    reload_tx,
+                )
+                .map_err(|error| ProxyError::Admin {
+                    addr: admin_addr,
+                    error,
+                })?,
             ),
             None => None,
         };
         Ok(Proxy {
             addrs,
             admin,
-            shutdown,
+            control,
             workers,
+            running: Running {
+                listen: config.listeners.iter().map(|l| l.address).collect(),
+                admin: config.admin,
+                workers: config.workers.max(1),
+                services_thread,
+                inboxes,
+                services,
+                queue_routes,
+                vm_states,
+            },
+            state,
+            reload_requests: Some(reload_rx),
         })
+    }
+
+    /// Requests for a reload posted to the admin endpoint (`POST /reload`), for whoever can
+    /// build the new configuration (the CLI); `None` after the first call. Without a taker,
+    /// the admin endpoint answers that reloading is not available.
+    pub fn reload_requests(
+        &mut self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<crate::reload::ReloadRequest>> {
+        self.reload_requests.take()
     }
 
     /// The address of the first listener (`None` for a proxy that only runs services).
@@ -290,14 +316,78 @@ impl Proxy {
         self.admin.as_ref().map(|a| a.local_addr())
     }
 
-    /// Stops accepting, lets the workers finish and joins them.
+    /// Stops now: open connections are closed, plugins shut down, workers joined.
     pub fn shutdown(self) {
+        self.stop(Control::Stop);
+    }
+
+    /// Graceful drain: stops accepting, lets open connections finish their current request
+    /// (HTTP/1 closes after its response, HTTP/2 gets GOAWAY) for up to `timeout`, then stops
+    /// as `shutdown` does.
+    pub fn drain(self, timeout: Duration) {
+        self.stop(Control::Drain(std::time::Instant::now() + timeout));
+    }
+
+    fn stop(self, how: Control) {
         if let Some(admin) = self.admin {
             admin.stop();
         }
-        let _ = self.shutdown.send(true);
+        let _ = self.control.send(how);
         for worker in self.workers {
             let _ = worker.join();
         }
     }
+}
+
+/// The plans of a configuration: what every listener worker builds itself from, and what the
+/// services thread runs (bootstrap services, and the listeners' plugins once more when they
+/// have main-thread replicas). Every module is loaded and every plugin canary-started here.
+pub(crate) fn plans(
+    config: &ProxyConfig,
+    engine: &Engine,
+    services: &Arc<Services>,
+    queue_routes: &Arc<QueueRoutes>,
+    vm_states: &Arc<crate::admin::VmStates>,
+) -> Result<(Arc<WorkerPlan>, Arc<WorkerPlan>), ProxyError> {
+    let plan = |filters, listeners| {
+        Arc::new(WorkerPlan {
+            filters,
+            listeners,
+            services: services.clone(),
+            limits: config.limits.clone(),
+            clusters: config.clusters.clone(),
+            queue_routes: queue_routes.clone(),
+            vm_states: vm_states.clone(),
+        })
+    };
+    // Every listener's filters go into one list; a listener names its filters by index.
+    let mut filters = Vec::new();
+    let mut listener_plans = Vec::new();
+    for listener in &config.listeners {
+        let mut indices = Vec::new();
+        for filter in &listener.filters {
+            indices.push(filters.len());
+            filters.push(load_and_check(filter, engine, services, &config.limits)?);
+        }
+        listener_plans.push(ListenerPlan {
+            name: listener.name.clone(),
+            filters: indices,
+            virtual_hosts: listener.virtual_hosts.clone(),
+            stream_idle_timeout: listener.stream_idle_timeout,
+            suppress_envoy_headers: listener.suppress_envoy_headers,
+            tls: listener.tls.clone(),
+            tcp: listener.tcp.clone(),
+        });
+    }
+    let mut service_filters = Vec::new();
+    for service in &config.services {
+        service_filters.push(load_and_check(service, engine, services, &config.limits)?);
+    }
+    if config.main_thread_plugins {
+        service_filters.extend(filters.iter().cloned());
+    }
+    Ok((
+        plan(filters, listener_plans),
+        plan(service_filters, Vec::new()),
+    ))
 }

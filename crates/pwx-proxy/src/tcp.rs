@@ -56,9 +56,10 @@ enum Signal {
 }
 
 thread_local! {
-    /// Open connections of this worker, by (filter index, context id): where actions deferred
-    /// in other contexts (ticks, callouts via `set_effective_context`) are delivered.
-    static CONNECTIONS: RefCell<HashMap<(usize, u32), mpsc::UnboundedSender<Signal>>> =
+    /// Open connections of this worker, by (generation, filter index, context id): where
+    /// actions deferred in other contexts (ticks, callouts via `set_effective_context`) are
+    /// delivered.
+    static CONNECTIONS: RefCell<HashMap<(u64, usize, u32), mpsc::UnboundedSender<Signal>>> =
         RefCell::default();
     /// Round-robin position per cluster.
     static NEXT_ENDPOINT: RefCell<HashMap<String, usize>> = RefCell::default();
@@ -66,7 +67,12 @@ thread_local! {
 
 /// Delivers a connection action a callback of another context deferred; `false` when no open
 /// connection has that context.
-pub(crate) fn deliver(index: usize, context: u32, action: &DeferredAction) -> bool {
+pub(crate) fn deliver(
+    generation: u64,
+    index: usize,
+    context: u32,
+    action: &DeferredAction,
+) -> bool {
     let signal = match action {
         DeferredAction::ContinueDownstream => Signal::Continue,
         DeferredAction::CloseDownstream | DeferredAction::CloseUpstream => Signal::Close,
@@ -74,7 +80,7 @@ pub(crate) fn deliver(index: usize, context: u32, action: &DeferredAction) -> bo
     };
     CONNECTIONS.with(|c| {
         c.borrow()
-            .get(&(index, context))
+            .get(&(generation, index, context))
             .is_some_and(|tx| tx.send(signal).is_ok())
     })
 }
@@ -113,6 +119,8 @@ struct Filters {
     new_paused: Option<usize>,
     /// Position where upstream data is held.
     up_paused: Option<usize>,
+    /// Keeps the connection's generation serving until the filters are closed.
+    _active: crate::worker::Active,
 }
 
 impl Filters {
@@ -128,6 +136,7 @@ impl Filters {
                 .collect()
         };
         Filters {
+            _active: worker.enter(),
             worker,
             index,
             ids,
@@ -142,7 +151,7 @@ impl Filters {
             let mut c = c.borrow_mut();
             for (&f, id) in self.index.iter().zip(&self.ids) {
                 if let Some(id) = *id {
-                    c.insert((f, id), tx.clone());
+                    c.insert((self.worker.generation, f, id), tx.clone());
                 }
             }
         });
@@ -340,7 +349,7 @@ impl Filters {
             let mut c = c.borrow_mut();
             for (&f, id) in self.index.iter().zip(&self.ids) {
                 if let Some(id) = *id {
-                    c.remove(&(f, id));
+                    c.remove(&(self.worker.generation, f, id));
                 }
             }
         });

@@ -2,6 +2,11 @@
 //! VM replicas, clusters, timers and callouts. Requests never leave their worker and take no
 //! lock: the chain sits in a `RefCell` that is borrowed only for one callback, never across an
 //! await.
+//!
+//! What a thread serves with is a *generation* (`Worker`): one configuration's VMs, clusters
+//! and routes. A reload builds the next generation on every thread first (`Event::Prepare`),
+//! then switches them all (`Event::Commit`): new streams use the new generation while streams
+//! already running finish on theirs, which shuts its plugins down when its last stream ends.
 
 use crate::chain::{Chain, Filter, Rebuild};
 use crate::clusters::ClusterSet;
@@ -11,12 +16,13 @@ use crate::stream;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use pwx_host::{Module, PluginConfig, Services, Vm, VmConfig};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 /// A listener as workers serve it: which of the worker's filters form its chain, and its
 /// route table.
@@ -44,8 +50,11 @@ pub(crate) struct WorkerPlan {
     pub(crate) vm_states: Arc<crate::admin::VmStates>,
 }
 
-/// One worker's state, shared by the tasks of its `LocalSet`.
+/// One generation of a worker's state (one configuration), shared by the tasks of its
+/// `LocalSet` that use it.
 pub(crate) struct Worker {
+    /// Which configuration this is: 0 at start, one more per reload.
+    pub(crate) generation: u64,
     pub(crate) plan: Arc<WorkerPlan>,
     pub(crate) chain: RefCell<Chain>,
     pub(crate) clusters: ClusterSet,
@@ -60,6 +69,85 @@ pub(crate) struct Worker {
     pub(crate) timers: RefCell<HashMap<(usize, u32), AbortHandle>>,
     /// Where other threads post events for this worker (queue notifications).
     pub(crate) events: tokio::sync::mpsc::UnboundedSender<Event>,
+    /// Streams and TCP connections running on this generation.
+    active: Cell<usize>,
+    /// A newer generation serves new streams: shut down when the last active one ends.
+    retired: Cell<bool>,
+    /// The plugins were shut down (once).
+    shut_down: Cell<bool>,
+}
+
+/// A stream or connection running on a generation; the last one of a retired generation
+/// shuts it down.
+pub(crate) struct Active(Rc<Worker>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        let worker = &self.0;
+        worker.active.set(worker.active.get() - 1);
+        if worker.retired.get() && worker.active.get() == 0 {
+            // Not from inside a drop: the stream's own contexts may still be closing.
+            let worker = worker.clone();
+            tokio::task::spawn_local(async move { worker.finish() });
+        }
+    }
+}
+
+impl Worker {
+    fn new(
+        generation: u64,
+        plan: Arc<WorkerPlan>,
+        chain: Chain,
+        events: tokio::sync::mpsc::UnboundedSender<Event>,
+    ) -> Rc<Worker> {
+        let worker = Rc::new(Worker {
+            generation,
+            clusters: ClusterSet::new(&plan.clusters),
+            plan,
+            chain: RefCell::new(chain),
+            waiters: RefCell::default(),
+            callouts: RefCell::default(),
+            grpc_senders: RefCell::default(),
+            timers: RefCell::default(),
+            events,
+            active: Cell::new(0),
+            retired: Cell::new(false),
+            shut_down: Cell::new(false),
+        });
+        let filters = worker.chain.borrow().filters.len();
+        for filter in 0..filters {
+            worker.plugin_started(filter);
+        }
+        worker
+    }
+
+    /// Counts a stream or connection as running on this generation until the guard drops.
+    pub(crate) fn enter(self: &Rc<Self>) -> Active {
+        self.active.set(self.active.get() + 1);
+        Active(self.clone())
+    }
+
+    /// The plugins of this generation were shut down: its VMs take no more events.
+    pub(crate) fn shut_down(&self) -> bool {
+        self.shut_down.get()
+    }
+
+    /// A newer generation took over: shut down now if nothing runs here, else when the last
+    /// stream ends.
+    fn retire(self: &Rc<Self>) {
+        self.retired.set(true);
+        if self.active.get() == 0 {
+            self.finish();
+        }
+    }
+
+    /// Shuts the plugins down once (`on_done`, `on_delete`; timers and callouts cancelled).
+    fn finish(self: &Rc<Self>) {
+        if !self.shut_down.replace(true) {
+            tracing::debug!(generation = self.generation, "generation shut down");
+            self.shutdown();
+        }
+    }
 }
 
 /// Builds this worker's VM replicas and starts their plugins.
@@ -91,13 +179,146 @@ fn build_chain(plan: &WorkerPlan) -> Result<Chain, String> {
     Ok(Chain { filters })
 }
 
-/// Runs a worker until `shutdown` flips; reports start-up success or failure on `ready`.
+/// How a running proxy asks its workers to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Control {
+    Run,
+    /// Stop accepting, let open connections finish (HTTP/1 after their current response,
+    /// HTTP/2 after GOAWAY) until the deadline, then stop.
+    Drain(std::time::Instant),
+    /// Stop now.
+    Stop,
+}
+
+/// What one worker thread shares between its accept loops, connections and event loop.
+pub(crate) struct Thread {
+    index: usize,
+    /// The generation new streams use.
+    current: RefCell<Rc<Worker>>,
+    /// A generation built by `Event::Prepare`, waiting for `Commit` or `Abort`.
+    pending: RefCell<Option<Rc<Worker>>>,
+    /// Older generations that may still run streams (queue events may still be theirs).
+    retired: RefCell<Vec<Weak<Worker>>>,
+    /// Downstream connections open on this thread.
+    connections: Cell<usize>,
+    /// Signalled when `connections` drops to zero.
+    idle: tokio::sync::Notify,
+    /// `true` once the proxy drains: connections finish their current exchange and close.
+    draining: tokio::sync::watch::Sender<bool>,
+}
+
+impl Thread {
+    /// The generation new streams use.
+    pub(crate) fn current(&self) -> Rc<Worker> {
+        self.current.borrow().clone()
+    }
+
+    /// Counts a downstream connection until the guard drops.
+    pub(crate) fn connection(self: &Rc<Self>) -> OpenConnection {
+        self.connections.set(self.connections.get() + 1);
+        OpenConnection(self.clone())
+    }
+
+    /// Every generation that may own a VM: the current one first.
+    fn live(&self) -> Vec<Rc<Worker>> {
+        let mut live = vec![self.current()];
+        self.retired.borrow_mut().retain(|w| w.strong_count() > 0);
+        live.extend(self.retired.borrow().iter().filter_map(Weak::upgrade));
+        live
+    }
+
+    fn on_event(&self, event: Event) {
+        match event {
+            Event::QueueReady {
+                vm_instance,
+                root,
+                token,
+            } => {
+                // VM instance ids are unique in the process: only the owner acts.
+                for worker in self.live() {
+                    worker.on_queue_ready(vm_instance, root, token);
+                }
+            }
+            Event::Prepare {
+                generation,
+                plan,
+                reply,
+            } => {
+                let events = self.current().events.clone();
+                let result = build_chain(&plan).map(|chain| {
+                    // A pending generation that never committed is replaced.
+                    if let Some(stale) = self.pending.borrow_mut().take() {
+                        stale.finish();
+                    }
+                    *self.pending.borrow_mut() = Some(Worker::new(generation, plan, chain, events));
+                });
+                let _ = reply.send(result.map_err(|e| format!("worker {}: {e}", self.label())));
+            }
+            Event::Commit { generation } => {
+                let pending = self.pending.borrow_mut().take();
+                match pending {
+                    Some(next) if next.generation == generation => {
+                        let old = std::mem::replace(&mut *self.current.borrow_mut(), next);
+                        self.retired.borrow_mut().push(Rc::downgrade(&old));
+                        old.retire();
+                    }
+                    other => *self.pending.borrow_mut() = other,
+                }
+            }
+            Event::Abort { generation } => {
+                let pending = self.pending.borrow_mut().take();
+                match pending {
+                    Some(stale) if stale.generation == generation => stale.finish(),
+                    other => *self.pending.borrow_mut() = other,
+                }
+            }
+        }
+    }
+
+    fn label(&self) -> String {
+        if self.index == usize::MAX {
+            "services".into()
+        } else {
+            self.index.to_string()
+        }
+    }
+
+    /// Shuts down every generation still alive on this thread.
+    fn finish(&self) {
+        if let Some(pending) = self.pending.borrow_mut().take() {
+            pending.finish();
+        }
+        for worker in self.live() {
+            worker.finish();
+        }
+    }
+}
+
+/// A downstream connection open on a thread.
+pub(crate) struct OpenConnection(Rc<Thread>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        let thread = &self.0;
+        thread.connections.set(thread.connections.get() - 1);
+        if thread.connections.get() == 0 {
+            thread.idle.notify_waiters();
+        }
+    }
+}
+
+/// Runs a worker until `control` says stop (or drain, then stop); reports start-up success
+/// or failure on `ready`.
 pub(crate) fn run(
     index: usize,
     sockets: Vec<std::net::TcpListener>,
     plan: Arc<WorkerPlan>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    (events, mut inbox): (
+        tokio::sync::mpsc::UnboundedSender<Event>,
+        tokio::sync::mpsc::UnboundedReceiver<Event>,
+    ),
+    mut control: tokio::sync::watch::Receiver<Control>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -116,24 +337,18 @@ pub(crate) fn run(
             return;
         }
     };
-    let (events, mut inbox) = tokio::sync::mpsc::unbounded_channel();
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let worker = Rc::new(Worker {
-            clusters: ClusterSet::new(&plan.clusters),
-            plan,
-            chain: RefCell::new(chain),
-            waiters: RefCell::default(),
-            callouts: RefCell::default(),
-            grpc_senders: RefCell::default(),
-            timers: RefCell::default(),
-            events,
+        let thread = Rc::new(Thread {
+            index,
+            current: RefCell::new(Worker::new(0, plan, chain, events)),
+            pending: RefCell::default(),
+            retired: RefCell::default(),
+            connections: Cell::new(0),
+            idle: tokio::sync::Notify::new(),
+            draining: tokio::sync::watch::channel(false).0,
         });
-        let filters = worker.chain.borrow().filters.len();
-        for filter in 0..filters {
-            worker.plugin_started(filter);
-        }
-        tokio::task::spawn_local(publish_states(worker.clone(), index));
+        tokio::task::spawn_local(publish_states(thread.clone(), index));
         let mut accepting = Vec::new();
         for (listener, socket) in sockets.into_iter().enumerate() {
             let socket = match socket
@@ -147,28 +362,63 @@ pub(crate) fn run(
                 }
             };
             accepting.push(tokio::task::spawn_local(accept(
-                worker.clone(),
+                thread.clone(),
                 listener,
                 socket,
             )));
         }
         let _ = ready.send(Ok(()));
+        let mut drain_until: Option<Instant> = None;
         loop {
+            let drained = async {
+                match drain_until {
+                    Some(deadline) if thread.connections.get() > 0 => {
+                        let idle = thread.idle.notified();
+                        tokio::select! {
+                            () = idle => {}
+                            () = tokio::time::sleep_until(deadline) => {}
+                        }
+                    }
+                    Some(_) => {}
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                Some(event) = inbox.recv() => worker.on_event(event),
-                _ = shutdown.changed() => break,
+                biased;
+                changed = control.changed() => {
+                    let now = *control.borrow_and_update();
+                    match (changed, now) {
+                        (Ok(()), Control::Run) => {}
+                        (Ok(()), Control::Drain(deadline)) => {
+                            for task in accepting.drain(..) {
+                                task.abort();
+                            }
+                            let _ = thread.draining.send(true);
+                            drain_until = Some(Instant::from_std(deadline));
+                        }
+                        (Ok(()), Control::Stop) | (Err(_), _) => break,
+                    }
+                }
+                Some(event) = inbox.recv() => thread.on_event(event),
+                () = drained => {
+                    let open = thread.connections.get();
+                    if open > 0 {
+                        tracing::warn!(worker = %thread.label(), connections = open, "drain timeout: closing the connections still open");
+                    }
+                    break;
+                }
             }
         }
         for task in accepting {
             task.abort();
         }
-        worker.shutdown();
+        thread.finish();
     });
 }
 
 /// Accepts connections on one listener and serves them (HTTP/1.1, or h2c with prior
-/// knowledge; over TLS, what ALPN chose) with that listener's chain.
-async fn accept(worker: Rc<Worker>, listener: usize, socket: tokio::net::TcpListener) {
+/// knowledge; over TLS, what ALPN chose) with that listener's chain in the current generation.
+async fn accept(thread: Rc<Thread>, listener: usize, socket: tokio::net::TcpListener) {
     loop {
         let (stream, peer) = match socket.accept().await {
             Ok(accepted) => accepted,
@@ -177,20 +427,26 @@ async fn accept(worker: Rc<Worker>, listener: usize, socket: tokio::net::TcpList
                 continue;
             }
         };
+        let open = thread.connection();
+        let worker = thread.current();
         if worker.plan.listeners[listener].tcp.is_some() {
-            tokio::task::spawn_local(crate::tcp::serve(worker.clone(), listener, stream, peer));
+            tokio::task::spawn_local(async move {
+                crate::tcp::serve(worker, listener, stream, peer).await;
+                drop(open);
+            });
             continue;
         }
         let _ = stream.set_nodelay(true);
         let local_addr = stream.local_addr().ok();
-        let worker = worker.clone();
         let tls = worker.plan.listeners[listener].tls.clone();
+        let thread = thread.clone();
         tokio::task::spawn_local(async move {
             let connection = Connection {
-                worker,
+                thread,
                 listener,
                 peer,
                 local_addr,
+                _open: open,
             };
             match tls {
                 None => connection.serve(TokioIo::new(stream), None).await,
@@ -206,10 +462,11 @@ async fn accept(worker: Rc<Worker>, listener: usize, socket: tokio::net::TcpList
 
 /// One accepted downstream connection.
 struct Connection {
-    worker: Rc<Worker>,
+    thread: Rc<Thread>,
     listener: usize,
     peer: std::net::SocketAddr,
     local_addr: Option<std::net::SocketAddr>,
+    _open: OpenConnection,
 }
 
 impl Connection {
@@ -221,11 +478,13 @@ impl Connection {
         I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
     {
         let Connection {
-            worker,
+            thread,
             listener,
             peer,
             local_addr,
+            _open,
         } = self;
+        let mut draining = thread.draining.subscribe();
         let mut builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
         match tls.as_ref().and_then(|t| t.alpn.as_deref()) {
             Some(b"h2") => builder = builder.http2_only(),
@@ -236,19 +495,34 @@ impl Connection {
             if let Some(tls) = &tls {
                 request.extensions_mut().insert(tls.clone());
             }
-            stream::handle(worker.clone(), listener, request, peer, local_addr)
+            // Each request takes the generation current when it arrives: after a reload, the
+            // next request on a kept-alive connection already runs on the new VMs.
+            stream::handle(thread.current(), listener, request, peer, local_addr)
         });
-        if let Err(e) = builder.serve_connection(io, service).await {
+        let connection = builder.serve_connection(io, service);
+        tokio::pin!(connection);
+        let result = tokio::select! {
+            result = connection.as_mut() => result,
+            Ok(_) = draining.wait_for(|d| *d) => {
+                // HTTP/1: close after the response in progress (or now, if idle);
+                // HTTP/2: GOAWAY, then finish the open streams.
+                connection.as_mut().graceful_shutdown();
+                connection.as_mut().await
+            }
+        };
+        if let Err(e) = result {
             tracing::debug!(error = %e, %peer, "connection ended with an error");
         }
     }
 }
 
-/// Publishes this worker's VM states for the admin endpoint, once a second.
-async fn publish_states(worker: Rc<Worker>, index: usize) {
+/// Publishes this worker's VM states (of the current generation) for the admin endpoint, once
+/// a second.
+async fn publish_states(thread: Rc<Thread>, index: usize) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     loop {
         every.tick().await;
+        let worker = thread.current();
         let states = worker
             .chain
             .borrow()
@@ -261,6 +535,7 @@ async fn publish_states(worker: Rc<Worker>, index: usize) {
                 failed: f.vm.failure().map(str::to_string),
                 contexts: f.vm.context_count(),
                 memory_bytes: f.vm.memory_bytes(),
+                generation: worker.generation,
             })
             .collect();
         worker.plan.vm_states.publish(index, states);

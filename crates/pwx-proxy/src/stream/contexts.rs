@@ -26,6 +26,8 @@ pub(crate) struct Contexts {
     pub(crate) request_body_bytes: u64,
     pub(crate) response_body_bytes: u64,
     closed: bool,
+    /// Keeps the stream's generation serving until the contexts are closed (after `close`).
+    _active: crate::worker::Active,
 }
 
 impl Contexts {
@@ -47,6 +49,7 @@ impl Contexts {
                 .collect()
         };
         let mut contexts = Contexts {
+            _active: worker.enter(),
             worker,
             filters,
             ids,

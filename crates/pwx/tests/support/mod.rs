@@ -232,6 +232,8 @@ pub struct PwxRun {
     pub listeners: Vec<(String, std::net::SocketAddr)>,
     admin: std::sync::mpsc::Receiver<std::net::SocketAddr>,
     admin_seen: std::cell::OnceCell<std::net::SocketAddr>,
+    /// Every stderr line after the listeners were announced.
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl PwxRun {
@@ -251,6 +253,28 @@ impl PwxRun {
                 .recv_timeout(Duration::from_secs(10))
                 .expect("pwx announced no admin endpoint")
         })
+    }
+
+    /// Waits (up to 30 s) for the `count`-th stderr line containing `needle`; returns it.
+    pub fn wait_for_line(&self, needle: &str, count: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            {
+                let lines = self.stderr.lock().unwrap();
+                if let Some(line) = lines.iter().filter(|l| l.contains(needle)).nth(count - 1) {
+                    return line.clone();
+                }
+                if Instant::now() > deadline {
+                    panic!("no line #{count} with {needle:?} in pwx's stderr: {lines:#?}");
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every stderr line so far (after the listeners were announced).
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
     }
 }
 
@@ -284,8 +308,11 @@ pub fn pwx_run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> PwxRun {
         }
     };
     let (found, admin) = std::sync::mpsc::channel();
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = stderr.clone();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
+            seen.lock().unwrap().push(line.clone());
             let address = line
                 .strip_prefix("pwx: admin on http://")
                 .and_then(|rest| rest.split(|c: char| c.is_whitespace() || c == '/').next())
@@ -300,5 +327,6 @@ pub fn pwx_run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> PwxRun {
         listeners,
         admin,
         admin_seen: std::cell::OnceCell::new(),
+        stderr,
     }
 }

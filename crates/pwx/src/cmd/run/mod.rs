@@ -3,7 +3,9 @@
 
 mod file;
 mod logs;
+mod serve;
 mod tls;
+mod watch;
 
 use anyhow::{Context, bail};
 use pwx_abi::FailurePolicy;
@@ -12,7 +14,7 @@ use pwx_proxy::tls::{
     CertificatePem, ClientTls, ClientTlsOptions, Pem, ServerTls, ServerTlsOptions, Trust,
 };
 use pwx_proxy::{
-    ClusterConfig, FilterConfig, Proxy, ProxyConfig, UpstreamConfig, UpstreamProtocol,
+    ClusterConfig, ClusterNames, FilterConfig, Proxy, ProxyConfig, UpstreamConfig, UpstreamProtocol,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -100,6 +102,19 @@ pub(crate) struct RunArgs {
     /// Largest linear memory of one VM, in MiB.
     #[arg(long, default_value_t = 1024)]
     max_memory_mib: usize,
+    /// On SIGTERM or Ctrl-C, how long open connections may finish their requests (seconds)
+    /// before pwx stops. A second signal stops at once.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10.0,
+        visible_alias = "drain-time-s"
+    )]
+    drain_timeout: f64,
+    /// Do not reload when the configuration file or a local module file changes (SIGHUP and
+    /// `POST /reload` on the admin endpoint still reload).
+    #[arg(long)]
+    no_watch: bool,
 }
 
 /// A cluster from `http://host:port`, `h2c://host:port` or `https://host:port` (TLS verified
@@ -264,6 +279,59 @@ fn quick_config(
 const ANY_LOCAL_PORT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
+/// A configuration built from the arguments (at start, and again at every reload).
+pub(super) struct Loaded {
+    pub(super) config: ProxyConfig,
+    /// One line saying what runs.
+    pub(super) summary: String,
+    /// The node identity of a configuration file (`xds.node`), read at start only.
+    pub(super) node: Option<pwx_host::services::NodeInfo>,
+}
+
+/// Reads the configuration file or the quick-mode flags, and every module they name.
+pub(super) fn load(args: &RunArgs, limits: Limits, workers: usize) -> anyhow::Result<Loaded> {
+    let (mut config, summary, node) = match (&args.config_path, &args.filter) {
+        (Some(path), _) => {
+            let (config, node) = file::proxy_config(path, args, limits)?;
+            (
+                config,
+                format!("configuration: {}", path.display()),
+                Some(node),
+            )
+        }
+        (None, Some(first)) => {
+            let (config, summary) = quick_config(args, first, limits)?;
+            (config, summary, None)
+        }
+        (None, None) => {
+            bail!("give a filter (.wasm, https://…, oci://…) or a configuration file with -c")
+        }
+    };
+    config.workers = workers;
+    if let Some(admin) = args.admin {
+        config.admin = Some(admin);
+    }
+    Ok(Loaded {
+        config,
+        summary,
+        node,
+    })
+}
+
+/// The local files a configuration came from: a change to one reloads it.
+pub(super) fn watched_files(args: &RunArgs, config: &ProxyConfig) -> Vec<PathBuf> {
+    let modules = config
+        .listeners
+        .iter()
+        .flat_map(|l| &l.filters)
+        .chain(&config.services)
+        .map(|f| PathBuf::from(&f.source))
+        .filter(|path| path.is_file());
+    let mut files: Vec<PathBuf> = args.config_path.iter().cloned().chain(modules).collect();
+    files.dedup();
+    files
+}
+
 pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
     let limits = Limits {
         callback_deadline: Duration::from_millis(args.deadline_ms),
@@ -275,30 +343,25 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
             .map(usize::from)
             .unwrap_or(1)
     });
+    if !(args.drain_timeout.is_finite() && args.drain_timeout >= 0.0) {
+        bail!(
+            "--drain-timeout {}: give a number of seconds, 0 or more",
+            args.drain_timeout
+        );
+    }
+    let drain_timeout = Duration::from_secs_f64(args.drain_timeout);
     let log = args.log.sink()?;
     let mut services = Services::new(log);
-    let (mut config, summary) = match (&args.config_path, &args.filter) {
-        (Some(path), _) => {
-            let (config, node) = file::proxy_config(path, &args, limits)?;
-            services.node = node;
-            (config, format!("configuration: {}", path.display()))
-        }
-        (None, Some(first)) => quick_config(&args, first, limits)?,
-        (None, None) => {
-            bail!("give a filter (.wasm, https://…, oci://…) or a configuration file with -c")
-        }
-    };
-    config.workers = workers;
-    if let Some(admin) = args.admin {
-        config.admin = Some(admin);
+    let Loaded {
+        config,
+        summary,
+        node,
+    } = load(&args, limits.clone(), workers)?;
+    if let Some(node) = node {
+        services.node = node;
     }
-    services.clusters = Arc::new(
-        config
-            .clusters
-            .iter()
-            .map(|c| c.name.clone())
-            .collect::<std::collections::HashSet<_>>(),
-    );
+    let names = Arc::new(ClusterNames::of(&config));
+    services.clusters = names.clone();
     let services = Arc::new(services);
     let engine = Engine::new(&EngineConfig::default()).context("starting the wasm engine")?;
     let schemes: Vec<&str> = config
@@ -310,6 +373,7 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
             (None, None) => "http",
         })
         .collect();
+    let files = watched_files(&args, &config);
     let proxy = Proxy::start(config, &engine, services)?;
     let listening: Vec<String> = proxy
         .listener_addrs()
@@ -328,20 +392,12 @@ pub(crate) fn execute(args: RunArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("writing the admin address to {}", path.display()))?;
         }
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime
-        .block_on(async {
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            tokio::select! {
-                result = tokio::signal::ctrl_c() => result,
-                _ = terminate.recv() => Ok(()),
-            }
-        })
-        .context("waiting for Ctrl-C or SIGTERM")?;
-    eprintln!("pwx: shutting down");
-    proxy.shutdown();
-    Ok(())
+    let reloader = serve::Reloader {
+        args: &args,
+        limits,
+        workers,
+        engine: &engine,
+        names,
+    };
+    serve::serve(proxy, reloader, files, !args.no_watch, drain_timeout)
 }
