@@ -50,14 +50,12 @@ pub struct StreamInfo {
     pub protocol: Option<String>,
     /// `request.time`: when the first byte was received.
     pub start_time: Option<SystemTime>,
-    /// Body bytes received so far (`request.size` when there is no content-length).
+    /// Body bytes received so far (`request.size` when there is no content-length;
+    /// `request.total_size` adds the header and trailer bytes of the maps).
     pub request_body_bytes: u64,
-    /// Header bytes received (`request.total_size` adds them to the body).
-    pub request_header_bytes: u64,
-    /// Body bytes sent to the client (`response.size`).
+    /// Body bytes sent to the client (`response.size`; `response.total_size` adds the header
+    /// and trailer bytes of the maps).
     pub response_body_bytes: u64,
-    /// Header bytes sent (`response.total_size` adds them to the body).
-    pub response_header_bytes: u64,
     /// `response.code_details`.
     pub response_code_details: Option<String>,
     /// `response.flags`.
@@ -78,6 +76,11 @@ pub struct StreamInfo {
     pub upstream_local_address: Option<SocketAddr>,
     /// `upstream.request_attempt_count`.
     pub upstream_request_attempt_count: Option<u64>,
+    /// `upstream.transport_failure_reason` (empty once a connection succeeded).
+    pub upstream_transport_failure_reason: Option<String>,
+    /// `response.backend_latency`: from the request's first byte sent upstream to the
+    /// response's last byte received.
+    pub backend_latency: Option<std::time::Duration>,
     /// `request.duration`, once the request is complete.
     pub request_duration: Option<std::time::Duration>,
     /// The stream's filter state, shared by its filters.

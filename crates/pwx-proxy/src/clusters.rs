@@ -36,6 +36,9 @@ pub(crate) struct Upstream {
     /// Headers with `:status`.
     pub(crate) headers: HeaderMap,
     pub(crate) body: UpstreamBody,
+    /// The connection's (remote, local) addresses (`upstream.address`,
+    /// `upstream.local_address`); `None` for a built-in upstream.
+    pub(crate) addresses: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
 }
 
 /// The body of an upstream response.
@@ -266,6 +269,7 @@ impl ClusterSet {
             return Ok(Upstream {
                 headers,
                 body: UpstreamBody::Whole(body),
+                addresses: None,
             });
         }
         if cluster.endpoints.is_empty() {
@@ -285,6 +289,10 @@ impl ClusterSet {
         })?;
         let http2 = response.version() == http::Version::HTTP_2;
         let (parts, body) = response.into_parts();
+        let addresses = parts
+            .extensions
+            .get::<hyper_util::client::legacy::connect::HttpInfo>()
+            .map(|info| (info.remote_addr(), info.local_addr()));
         let mut headers = HeaderMap::new();
         headers.add(b":status", parts.status.as_str().as_bytes());
         for (name, value) in &parts.headers {
@@ -303,6 +311,7 @@ impl ClusterSet {
         Ok(Upstream {
             headers,
             body: UpstreamBody::Stream { body, http2 },
+            addresses,
         })
     }
 }

@@ -23,7 +23,6 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -84,8 +83,6 @@ pub(crate) fn deliver(
             .is_some_and(|tx| tx.send(signal).is_ok())
     })
 }
-
-static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// How a connection ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -501,7 +498,7 @@ pub(crate) async fn serve(worker: Rc<Worker>, listener: usize, down: TcpStream, 
     let info = StreamInfo {
         source: Some(peer),
         destination: down.local_addr().ok(),
-        connection_id: Some(NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed)),
+        connection_id: Some(crate::worker::next_connection_id()),
         start_time: Some(std::time::SystemTime::now()),
         filter_chain_name: Some(String::new()),
         ..StreamInfo::default()

@@ -179,6 +179,16 @@ fn build_chain(plan: &WorkerPlan) -> Result<Chain, String> {
     Ok(Chain { filters })
 }
 
+/// The next downstream connection id (`connection.id`), unique in the process.
+pub(crate) fn next_connection_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A downstream connection's id, carried to its requests as an extension.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnectionId(pub(crate) u64);
+
 /// How a running proxy asks its workers to stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Control {
@@ -485,6 +495,7 @@ impl Connection {
             _open,
         } = self;
         let mut draining = thread.draining.subscribe();
+        let id = ConnectionId(next_connection_id());
         let mut builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
         match tls.as_ref().and_then(|t| t.alpn.as_deref()) {
             Some(b"h2") => builder = builder.http2_only(),
@@ -495,6 +506,7 @@ impl Connection {
             if let Some(tls) = &tls {
                 request.extensions_mut().insert(tls.clone());
             }
+            request.extensions_mut().insert(id);
             // Each request takes the generation current when it arrives: after a reload, the
             // next request on a kept-alive connection already runs on the new VMs.
             stream::handle(thread.current(), listener, request, peer, local_addr)

@@ -154,8 +154,12 @@ fn request(http: &HttpStreamState, rest: &[&[u8]]) -> Result<Value, Status> {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(http.info.request_body_bytes as i64),
         )),
+        // Envoy: bytes received + the byte size of the header and trailer maps.
         b"total_size" => Some(Value::Int(
-            (http.info.request_body_bytes + http.info.request_header_bytes) as i64,
+            (http.info.request_body_bytes
+                + headers.byte_size() as u64
+                + http.maps[MapType::HttpRequestTrailers as usize].byte_size() as u64)
+                as i64,
         )),
         _ => None,
     };
@@ -175,15 +179,25 @@ fn response(http: &HttpStreamState, rest: &[&[u8]]) -> Result<Value, Status> {
             .map(Value::Int),
         b"code_details" => http.info.response_code_details.as_deref().map(Value::str),
         b"flags" => Some(Value::Uint(http.info.response_flags)),
+        // Envoy: `grpc-status` from the trailers, else the headers, else the HTTP status
+        // mapped as gRPC maps it (200 without `grpc-status` is UNKNOWN).
         b"grpc_status" => trailers
-            .get_str("grpc-status")
-            .or_else(|| headers.get_str("grpc-status"))
-            .and_then(|s| s.parse().ok())
-            .map(Value::Int),
+            .get(b"grpc-status")
+            .or_else(|| headers.get(b"grpc-status"))
+            .map(|v| Value::Int(i64::from(pwx_abi::grpc::parse_grpc_status(v) as i32)))
+            .or_else(|| {
+                headers
+                    .get_str(":status")
+                    .and_then(|s| s.parse().ok())
+                    .map(|status| Value::Int(i64::from(pwx_abi::grpc::http_to_grpc_status(status))))
+            }),
         b"size" => Some(Value::Int(http.info.response_body_bytes as i64)),
         b"total_size" => Some(Value::Int(
-            (http.info.response_body_bytes + http.info.response_header_bytes) as i64,
+            (http.info.response_body_bytes
+                + headers.byte_size() as u64
+                + trailers.byte_size() as u64) as i64,
         )),
+        b"backend_latency" => http.info.backend_latency.map(Value::Duration),
         _ => None,
     };
     leaf(value, rest)
@@ -211,6 +225,10 @@ fn upstream(http: &HttpStreamState, rest: &[&[u8]]) -> Result<Value, Status> {
             .upstream_local_address
             .map(|a| Value::str(&a.to_string())),
         b"request_attempt_count" => info.upstream_request_attempt_count.map(Value::Uint),
+        b"transport_failure_reason" => info
+            .upstream_transport_failure_reason
+            .as_deref()
+            .map(Value::str),
         _ => None,
     };
     leaf(value, rest)
@@ -240,6 +258,14 @@ fn xds(http: &HttpStreamState, rest: &[&[u8]]) -> Result<Value, Status> {
         b"virtual_host_name" => info.virtual_host_name.as_deref().map(Value::str),
         b"filter_chain_name" => info.filter_chain_name.as_deref().map(Value::str),
         b"listener_direction" => info.listener_direction.map(Value::Int),
+        // pwx configuration carries no metadata: Envoy's empty `Metadata` serializes to no
+        // bytes. The route's and cluster's exist once a route was chosen.
+        b"listener_metadata" => info.listener_direction.map(|_| Value::Bytes(Vec::new())),
+        b"route_metadata" => info
+            .virtual_host_name
+            .as_ref()
+            .map(|_| Value::Bytes(Vec::new())),
+        b"cluster_metadata" => info.cluster_name.as_ref().map(|_| Value::Bytes(Vec::new())),
         _ => None,
     };
     leaf(value, rest)

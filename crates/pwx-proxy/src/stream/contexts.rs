@@ -25,6 +25,12 @@ pub(crate) struct Contexts {
     /// Body bytes received from the client and sent to it.
     pub(crate) request_body_bytes: u64,
     pub(crate) response_body_bytes: u64,
+    /// When the stream started (`request.duration` at `on_log`).
+    started: std::time::Instant,
+    /// When the request went upstream and the response's last byte came back
+    /// (`response.backend_latency`).
+    pub(crate) upstream_started: Option<tokio::time::Instant>,
+    pub(crate) upstream_ended: Option<tokio::time::Instant>,
     closed: bool,
     /// Keeps the stream's generation serving until the contexts are closed (after `close`).
     _active: crate::worker::Active,
@@ -60,6 +66,9 @@ impl Contexts {
             response_trailers: None,
             request_body_bytes: 0,
             response_body_bytes: 0,
+            started: std::time::Instant::now(),
+            upstream_started: None,
+            upstream_ended: None,
             closed: false,
         };
         contexts.register();
@@ -134,6 +143,21 @@ impl Contexts {
         }
     }
 
+    /// The route chosen after the request path: the filters' `xds.*` facts follow it when the
+    /// filters' header edits picked another route than the first headers did.
+    pub(crate) fn route_chosen(
+        &mut self,
+        host: &crate::routes::VirtualHost,
+        route: &crate::routes::Route,
+    ) {
+        let same = self.info.virtual_host_name.as_deref() == Some(host.name.as_str())
+            && self.info.route_name.as_deref() == Some(route.name.as_str());
+        if !same {
+            super::messages::set_route(&mut self.info, host, route);
+            self.update_info(|info| super::messages::set_route(info, host, route));
+        }
+    }
+
     /// `on_log` for every filter, then `on_done` and `on_delete`.
     pub(crate) fn close(&mut self) {
         if std::mem::replace(&mut self.closed, true) {
@@ -145,6 +169,11 @@ impl Contexts {
             return;
         };
         let (request_bytes, response_bytes) = (self.request_body_bytes, self.response_body_bytes);
+        let duration = self.started.elapsed();
+        let backend_latency = self
+            .upstream_started
+            .zip(self.upstream_ended)
+            .map(|(sent, received)| received.saturating_duration_since(sent));
         let mut pending = Vec::new();
         for (&index, id) in self.filters.iter().zip(&self.ids) {
             let Some(context) = *id else { continue };
@@ -159,6 +188,8 @@ impl Contexts {
             vm.update_stream_info(context, |info| {
                 info.request_body_bytes = request_bytes;
                 info.response_body_bytes = response_bytes;
+                info.request_duration = Some(duration);
+                info.backend_latency = backend_latency;
             });
             if let Ok(deferred) = vm.on_log(context) {
                 pending.push((index, deferred));

@@ -4,7 +4,8 @@
 
 use crate::body::OutBody;
 use crate::clusters::is_hop_by_hop;
-use pwx_host::{HeaderMap, LocalReply};
+use crate::routes::{Route, RouteAction, VirtualHost};
+use pwx_host::{HeaderMap, LocalReply, StreamInfo};
 
 /// Envoy's request headers as filters see them: pseudo-headers first, `host` as `:authority`,
 /// plus what the connection manager adds before the filter chain.
@@ -196,4 +197,21 @@ pub(crate) fn response_head(
         );
     }
     response
+}
+
+/// Envoy's `xds.*` facts of the route `headers` select on `hosts` (nothing when none does).
+pub(super) fn route_facts(info: &mut StreamInfo, hosts: &[VirtualHost], headers: &HeaderMap) {
+    if let Some((host, route)) = crate::routes::select(hosts, headers) {
+        set_route(info, host, route);
+    }
+}
+
+/// Records `route` of `host` as the stream's route.
+pub(super) fn set_route(info: &mut StreamInfo, host: &VirtualHost, route: &Route) {
+    info.virtual_host_name = Some(host.name.clone());
+    info.route_name = Some(route.name.clone());
+    info.cluster_name = match &route.action {
+        RouteAction::Cluster { cluster, .. } => Some(cluster.clone()),
+        RouteAction::DirectResponse { .. } => None,
+    };
 }

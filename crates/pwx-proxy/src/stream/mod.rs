@@ -60,13 +60,28 @@ pub(crate) async fn handle(
 ) -> Result<http::Response<OutBody>, StreamReset> {
     let (parts, incoming) = request.into_parts();
     let headers = messages::request_map(&parts);
-    let info = StreamInfo {
+    let mut info = StreamInfo {
         source: Some(peer),
         destination: local,
+        connection_id: parts
+            .extensions
+            .get::<crate::worker::ConnectionId>()
+            .map(|id| id.0),
         protocol: Some(messages::protocol_name(parts.version).into()),
         start_time: Some(std::time::SystemTime::now()),
+        // Envoy counts attempts from 0 until the router sends the request upstream.
+        upstream_request_attempt_count: Some(0),
+        filter_chain_name: Some(String::new()),
+        listener_direction: Some(0),
         ..crate::tls::stream_info(&parts.extensions)
     };
+    // Envoy picks the route before the filters run (`xds.*` are readable from the first
+    // callback); pwx routes by the headers the filters leave and refreshes these then.
+    messages::route_facts(
+        &mut info,
+        &worker.plan.listeners[listener].virtual_hosts,
+        &headers,
+    );
     let mut driver = Driver::new(worker, listener, info, parts.version, incoming);
     driver.start(headers);
     driver.run(Until::Head).await;
@@ -455,10 +470,11 @@ impl Driver {
         self.contexts.request = headers.clone();
         let worker = self.worker.clone();
         let listener = &worker.plan.listeners[self.listener];
-        let Some((_, route)) = crate::routes::select(&listener.virtual_hosts, &headers) else {
+        let Some((host, route)) = crate::routes::select(&listener.virtual_hosts, &headers) else {
             self.local_reply(0, status_reply(404, "route_not_found", ""));
             return;
         };
+        self.contexts.route_chosen(host, route);
         match &route.action {
             RouteAction::DirectResponse { status, body } => {
                 let reply = LocalReply {
@@ -499,6 +515,7 @@ impl Driver {
                 let stamp = !listener.suppress_envoy_headers;
                 let cluster = cluster.clone();
                 let worker = self.worker.clone();
+                self.contexts.upstream_started = Some(Instant::now());
                 self.upstream = UpstreamState::Waiting(Box::pin(async move {
                     worker.clusters.open(&cluster, headers, body, stamp).await
                 }));
@@ -511,7 +528,19 @@ impl Driver {
 
     fn on_upstream_head(&mut self, result: Result<Upstream, UpstreamFailure>) {
         let upstream = match result {
-            Ok(upstream) => upstream,
+            Ok(upstream) => {
+                let addresses = upstream.addresses;
+                self.contexts.update_info(|info| {
+                    info.response_code_details = Some("via_upstream".into());
+                    info.upstream_request_attempt_count = Some(1);
+                    info.upstream_transport_failure_reason = Some(String::new());
+                    if let Some((remote, local)) = addresses {
+                        info.upstream_address = Some(remote);
+                        info.upstream_local_address = Some(local);
+                    }
+                });
+                upstream
+            }
             Err(failure) => {
                 self.upstream = UpstreamState::Done;
                 self.upstream_tx = None;
@@ -531,6 +560,7 @@ impl Driver {
                 };
                 if end {
                     self.route_deadline = None;
+                    self.contexts.upstream_ended = Some(Instant::now());
                 }
                 self.response_started = true;
                 self.feed_response(0, Frame::Headers(upstream.headers, end));
@@ -539,6 +569,7 @@ impl Driver {
                 // A built-in upstream answers as an HTTP/1.1 content-length response arrives.
                 self.upstream = UpstreamState::Done;
                 self.route_deadline = None;
+                self.contexts.upstream_ended = Some(Instant::now());
                 self.response_started = true;
                 let replies = self.replies;
                 self.feed_response(0, Frame::Headers(upstream.headers, false));
@@ -560,6 +591,7 @@ impl Driver {
             None => {
                 self.upstream = UpstreamState::Done;
                 self.route_deadline = None;
+                self.contexts.upstream_ended = Some(Instant::now());
                 Frame::Data(Bytes::new(), true)
             }
             Some(Err(error)) => {
@@ -573,6 +605,7 @@ impl Driver {
                     if end {
                         self.upstream = UpstreamState::Done;
                         self.route_deadline = None;
+                        self.contexts.upstream_ended = Some(Instant::now());
                     }
                     Frame::Data(data, end)
                 }
@@ -580,6 +613,7 @@ impl Driver {
                     Ok(trailers) => {
                         self.upstream = UpstreamState::Done;
                         self.route_deadline = None;
+                        self.contexts.upstream_ended = Some(Instant::now());
                         Frame::Trailers(messages::from_http_headers(&trailers))
                     }
                     Err(_) => return,
