@@ -18,7 +18,13 @@ pub struct Proxy {
     addrs: Vec<SocketAddr>,
     admin: Option<crate::admin::Admin>,
     control: tokio::sync::watch::Sender<Control>,
-    workers: Vec<std::thread::JoinHandle<()>>,
+    /// Each thread, and where it is told that its turn to shut its plugins down has come
+    /// (listener workers first, the services thread last, one at a time, as Envoy's workers
+    /// finish before its main thread).
+    workers: Vec<(
+        std::thread::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    )>,
     /// What a reload must keep and where it posts the next generation.
     pub(crate) running: Running,
     pub(crate) state: Arc<ReloadState>,
@@ -166,19 +172,35 @@ fn spawn_worker(
     plan: Arc<WorkerPlan>,
     watch: tokio::sync::watch::Receiver<Control>,
     inboxes: &mut Vec<tokio::sync::mpsc::UnboundedSender<Event>>,
-) -> Result<std::thread::JoinHandle<()>, ProxyError> {
+) -> Result<
+    (
+        std::thread::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ),
+    ProxyError,
+> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (events, inbox) = tokio::sync::mpsc::unbounded_channel();
+    let (turn, my_turn) = tokio::sync::oneshot::channel();
     inboxes.push(events.clone());
     let handle = std::thread::Builder::new()
         .name(name)
-        .spawn(move || worker::run(index, sockets, plan, ready_tx, (events, inbox), watch))
+        .spawn(move || {
+            worker::run(
+                index,
+                sockets,
+                plan,
+                ready_tx,
+                (events, inbox),
+                (watch, my_turn),
+            )
+        })
         .map_err(|e| ProxyError::Worker {
             index,
             message: e.to_string(),
         })?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(handle),
+        Ok(Ok(())) => Ok((handle, turn)),
         Ok(Err(message)) => Err(ProxyError::Worker { index, message }),
         Err(_) => Err(ProxyError::Worker {
             index,
@@ -254,6 +276,10 @@ impl Proxy {
             )?);
         }
         inboxes.extend(services_inbox);
+        if services_thread {
+            // The services thread plays Envoy's main thread: it shuts down last.
+            workers.rotate_left(1);
+        }
         let state = Arc::new(ReloadState::new(worker_plan));
         let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
         let admin = match config.admin {
@@ -333,7 +359,8 @@ impl Proxy {
             admin.stop();
         }
         let _ = self.control.send(how);
-        for worker in self.workers {
+        for (worker, turn) in self.workers {
+            let _ = turn.send(());
             let _ = worker.join();
         }
     }

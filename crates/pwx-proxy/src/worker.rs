@@ -328,7 +328,10 @@ pub(crate) fn run(
         tokio::sync::mpsc::UnboundedSender<Event>,
         tokio::sync::mpsc::UnboundedReceiver<Event>,
     ),
-    mut control: tokio::sync::watch::Receiver<Control>,
+    (mut control, turn): (
+        tokio::sync::watch::Receiver<Control>,
+        tokio::sync::oneshot::Receiver<()>,
+    ),
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -422,6 +425,8 @@ pub(crate) fn run(
         for task in accepting {
             task.abort();
         }
+        // Threads shut their plugins down one after the other, in the order the proxy says.
+        let _ = turn.await;
         thread.finish();
     });
 }
