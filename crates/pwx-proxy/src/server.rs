@@ -66,7 +66,9 @@ pub enum ProxyError {
         error: Box<pwx_host::StartError>,
     },
     /// The listener could not be bound.
-    #[error("cannot listen on {addr}: {error}; pick another address with --listen")]
+    #[error(
+        "cannot listen on {addr}: {error}; pick another address (--listen, or the listener's address in the configuration file)"
+    )]
     Listen {
         /// The address.
         addr: SocketAddr,
@@ -95,6 +97,22 @@ pub enum ProxyError {
         /// Why.
         message: String,
     },
+}
+
+/// Fails with `AddrInUse` when another socket holds `addr`. SO_REUSEPORT would otherwise let
+/// a second process (another pwx, an Envoy) share the port silently and split its traffic.
+fn check_free(addr: SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    // SO_REUSEADDR alone still refuses a listening socket, but not a closed one in TIME_WAIT.
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into())
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -237,6 +255,7 @@ impl Proxy {
                 addr: listener.address,
                 error,
             };
+            check_free(listener.address).map_err(listen_error)?;
             let socket = bind(listener.address).map_err(listen_error)?;
             addrs.push(socket.local_addr().map_err(listen_error)?);
             first_sockets.push(socket);

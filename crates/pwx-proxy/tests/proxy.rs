@@ -220,3 +220,36 @@ fn fail_reload_rebuilds_the_vm_after_the_backoff() {
     assert_eq!(get(&proxy, "/", &[]).0, 200);
     proxy.shutdown();
 }
+
+#[test]
+fn a_port_another_process_listens_on_is_refused() {
+    // Not SO_REUSEPORT-shared: the other socket belongs to someone else.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = ProxyConfig::new(
+        addr,
+        vec![filter("add-header", "", FailurePolicy::FailClosed)],
+        UpstreamConfig::Echo,
+    );
+    let error = Proxy::start(config, engine(), Arc::new(Services::default()))
+        .err()
+        .expect("the port is taken");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("cannot listen on {addr}")),
+        "{error}"
+    );
+    // A running pwx holds its port the same way.
+    let first = start(vec![filter("add-header", "", FailurePolicy::FailClosed)], 2);
+    let again = ProxyConfig::new(
+        first.local_addr().unwrap(),
+        vec![filter("add-header", "", FailurePolicy::FailClosed)],
+        UpstreamConfig::Echo,
+    );
+    assert!(matches!(
+        Proxy::start(again, engine(), Arc::new(Services::default())),
+        Err(pwx_proxy::ProxyError::Listen { .. })
+    ));
+    first.shutdown();
+}
