@@ -16,6 +16,7 @@ mod config;
 mod dispatch;
 mod echo;
 mod grpc;
+pub mod layer;
 mod routes;
 mod server;
 mod stream;

@@ -82,7 +82,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 
 /// Loads a filter's module and starts its plugin on a throwaway VM (Envoy's canary), so a bad
 /// module or configuration is refused before any traffic.
-fn load_and_check(
+pub(crate) fn load_and_check(
     filter: &FilterConfig,
     engine: &Engine,
     services: &Arc<Services>,
@@ -134,7 +134,7 @@ fn check_routes(config: &ProxyConfig) -> Result<(), ProxyError> {
 }
 
 /// Starts one worker thread and waits until it serves.
-fn spawn_worker(
+pub(crate) fn spawn_worker(
     index: usize,
     name: String,
     sockets: Vec<std::net::TcpListener>,
@@ -185,6 +185,7 @@ impl Proxy {
                 clusters: config.clusters.clone(),
                 queue_routes: queue_routes.clone(),
                 vm_states: vm_states.clone(),
+                embedded: None,
             })
         };
 

@@ -42,6 +42,8 @@ pub(crate) struct WorkerPlan {
     pub(crate) clusters: Vec<ClusterConfig>,
     pub(crate) queue_routes: Arc<QueueRoutes>,
     pub(crate) vm_states: Arc<crate::admin::VmStates>,
+    /// Requests handed over by the embedded tower layer (`None` for `pwx run`'s workers).
+    pub(crate) embedded: Option<crate::layer::Feed>,
 }
 
 /// One worker's state, shared by the tasks of its `LocalSet`.
@@ -151,6 +153,9 @@ pub(crate) fn run(
                 listener,
                 socket,
             )));
+        }
+        if let Some(feed) = worker.plan.embedded.clone() {
+            accepting.push(tokio::task::spawn_local(feed.serve(index, worker.clone())));
         }
         let _ = ready.send(Ok(()));
         loop {
