@@ -522,3 +522,26 @@ fn dropping_the_last_handle_stops_the_workers() {
     // The last handle joined the workers: their VMs (plugins shut down) are gone.
     assert_eq!(Arc::strong_count(&services), 1);
 }
+
+#[test]
+fn a_reset_stream_reaches_the_client_as_an_aborted_response() {
+    let chain = FilterChain::builder()
+        .engine(engine())
+        .filter(filter(
+            "probe",
+            r#"{"trace":false,"on_request_headers":{"ops":[{"op":"close_stream","stream":0}],"ret":"pause"}}"#,
+            FailurePolicy::FailClosed,
+        ))
+        .build()
+        .unwrap();
+    let (server, calls) = serve(&chain);
+    let (status, head, body) = get(server.addr, &[]);
+    // No complete answer: the connection closes without a response, or with a head whose body
+    // never ends (the server aborts the message).
+    assert!(
+        status == 0
+            || (head.contains("transfer-encoding: chunked") && !body.ends_with("0\r\n\r\n")),
+        "a reset stream was answered: {status} {head} {body:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
