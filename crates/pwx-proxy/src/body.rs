@@ -2,6 +2,9 @@
 //! a bounded channel by the stream driver. A streamed body that ends without its end marker was
 //! cut short (the stream was reset): hyper must see an error, not a clean end, or it would
 //! finish a chunked message the client then takes for complete.
+//!
+//! Bodies the proxy reads (`InBody`): a hyper connection's, or a tower service's (the embedded
+//! layer's caller and inner service) — an enum, so the hyper path pays no boxing per frame.
 
 use bytes::Bytes;
 use http_body::{Body, Frame};
@@ -124,5 +127,48 @@ impl Body for Streamed {
 
     fn is_end_stream(&self) -> bool {
         self.ended
+    }
+}
+
+/// Any error a body the proxy reads may end with.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A body the proxy reads: a client's request or an upstream's response.
+pub(crate) enum InBody {
+    /// From a hyper connection (`pwx run`'s listeners and clusters).
+    Hyper(hyper::body::Incoming),
+    /// From a tower service (the embedded layer): its caller's request or its inner service's
+    /// response.
+    Boxed(http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>),
+}
+
+impl Body for InBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            InBody::Hyper(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(BoxError::from))),
+            InBody::Boxed(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            InBody::Hyper(body) => body.is_end_stream(),
+            InBody::Boxed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            InBody::Hyper(body) => body.size_hint(),
+            InBody::Boxed(body) => body.size_hint(),
+        }
     }
 }

@@ -2,12 +2,11 @@
 //! requests and the filters' HTTP callouts both go through here, and both fail the way Envoy's
 //! router fails (503 on connect failure or reset, 504 on timeout).
 
-use crate::body::OutBody;
+use crate::body::{InBody, OutBody};
 use crate::config::{ClusterConfig, ClusterKind, UpstreamProtocol};
 use crate::tls::UpstreamConnector;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -43,8 +42,9 @@ pub(crate) struct Upstream {
 
 /// The body of an upstream response.
 pub(crate) enum UpstreamBody {
-    /// Read from the connection as it arrives; `http2` tells how its end is signalled.
-    Stream { body: Incoming, http2: bool },
+    /// Read as it arrives (from the connection, or from the embedded layer's inner service);
+    /// `http2` tells how its end is signalled.
+    Stream { body: InBody, http2: bool },
     /// Produced whole by a built-in upstream (echo).
     Whole(Bytes),
 }
@@ -310,7 +310,10 @@ impl ClusterSet {
         }
         Ok(Upstream {
             headers,
-            body: UpstreamBody::Stream { body, http2 },
+            body: UpstreamBody::Stream {
+                body: InBody::Hyper(body),
+                http2,
+            },
             addresses,
         })
     }

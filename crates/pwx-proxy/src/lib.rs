@@ -4,7 +4,8 @@
 //! Bodies stream through the filters chunk by chunk, as Envoy's filter manager hands them over
 //! (buffered only where a filter asks for it, up to the buffer limit); HTTP/1.1 and h2c are
 //! served downstream, HTTP/1.1 or h2c spoken to clusters, each optionally over TLS; TCP
-//! listeners run network filters in front of a tcp_proxy (`tcp.rs`). docs/compat.md lists the
+//! listeners run network filters in front of a tcp_proxy (`tcp.rs`). The same chain runs in
+//! front of any hyper/axum service as a tower layer (`layer`). docs/compat.md lists the
 //! differences
 //! from Envoy.
 
@@ -16,6 +17,7 @@ mod config;
 mod dispatch;
 mod echo;
 mod grpc;
+pub mod layer;
 mod reload;
 mod routes;
 mod server;

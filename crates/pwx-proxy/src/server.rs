@@ -183,7 +183,7 @@ pub(crate) fn check_routes(config: &ProxyConfig) -> Result<(), ProxyError> {
 }
 
 /// Starts one worker thread and waits until it serves.
-fn spawn_worker(
+pub(crate) fn spawn_worker(
     index: usize,
     name: String,
     sockets: Vec<std::net::TcpListener>,
@@ -404,6 +404,7 @@ pub(crate) fn plans(
             clusters: config.clusters.clone(),
             queue_routes: queue_routes.clone(),
             vm_states: vm_states.clone(),
+            embedded: None,
         })
     };
     // Every listener's filters go into one list; a listener names its filters by index.

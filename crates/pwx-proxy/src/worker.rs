@@ -48,6 +48,8 @@ pub(crate) struct WorkerPlan {
     pub(crate) clusters: Vec<ClusterConfig>,
     pub(crate) queue_routes: Arc<QueueRoutes>,
     pub(crate) vm_states: Arc<crate::admin::VmStates>,
+    /// Requests handed over by the embedded tower layer (`None` for `pwx run`'s workers).
+    pub(crate) embedded: Option<crate::layer::Feed>,
 }
 
 /// One generation of a worker's state (one configuration), shared by the tasks of its
@@ -379,6 +381,11 @@ pub(crate) fn run(
                 listener,
                 socket,
             )));
+        }
+        let embedded = thread.current().plan.embedded.clone();
+        if let Some(feed) = embedded {
+            // The layer's requests: its chain is never reloaded, so its first generation serves.
+            accepting.push(tokio::task::spawn_local(feed.serve(index, thread.current())));
         }
         let _ = ready.send(Ok(()));
         let mut drain_until: Option<Instant> = None;

@@ -15,7 +15,7 @@ mod contexts;
 mod messages;
 mod pipeline;
 
-use crate::body::{self, Item, OutBody};
+use crate::body::{self, BoxError, InBody, Item, OutBody};
 use crate::clusters::{Upstream, UpstreamBody, UpstreamFailure};
 use crate::dispatch::{Wake, Woke};
 use crate::routes::RouteAction;
@@ -24,7 +24,6 @@ use bytes::{Bytes, BytesMut};
 use contexts::Contexts;
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use messages::{local_headers, status_reply};
 use pipeline::{Frame, Halt, Pipeline};
 use pwx_host::failure::fail_closed_reply;
@@ -50,18 +49,38 @@ const DEPTH: usize = 8;
 /// response completes and can be sent whole (no channel, no task).
 const EAGER_EVENTS: usize = 16;
 
-/// Serves one request.
-pub(crate) async fn handle(
+/// Serves one request of a listener's connection.
+pub(crate) fn handle(
     worker: Rc<Worker>,
     listener: usize,
-    request: http::Request<Incoming>,
+    request: http::Request<hyper::body::Incoming>,
     peer: SocketAddr,
     local: Option<SocketAddr>,
+) -> impl Future<Output = Result<http::Response<OutBody>, StreamReset>> {
+    serve(
+        worker,
+        listener,
+        request.map(InBody::Hyper),
+        Some(peer),
+        local,
+        None,
+    )
+}
+
+/// Serves one request: from a listener's connection, or handed over by the embedded layer
+/// (`inner`: the layer's inner service, the upstream of every such request).
+pub(crate) async fn serve(
+    worker: Rc<Worker>,
+    listener: usize,
+    request: http::Request<InBody>,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    inner: Option<crate::layer::InnerUpstream>,
 ) -> Result<http::Response<OutBody>, StreamReset> {
     let (parts, incoming) = request.into_parts();
     let headers = messages::request_map(&parts);
     let mut info = StreamInfo {
-        source: Some(peer),
+        source: peer,
         destination: local,
         connection_id: parts
             .extensions
@@ -83,6 +102,7 @@ pub(crate) async fn handle(
         &headers,
     );
     let mut driver = Driver::new(worker, listener, info, parts.version, incoming);
+    driver.inner = inner;
     driver.start(headers);
     driver.run(Until::Head).await;
     if let Some(reason) = driver.reset {
@@ -113,7 +133,7 @@ enum UpstreamState {
     /// Sent; waiting for the response headers.
     Waiting(Pin<Box<dyn Future<Output = Result<Upstream, UpstreamFailure>>>>),
     /// Reading the response body.
-    Reading { body: Incoming, http2: bool },
+    Reading { body: InBody, http2: bool },
     /// Over (the response ended, or was replaced by a local reply).
     Done,
 }
@@ -134,9 +154,9 @@ enum ClientState {
 /// Something the driver reacts to.
 enum Event {
     Woke(Woke),
-    RequestFrame(Option<Result<http_body::Frame<Bytes>, hyper::Error>>),
+    RequestFrame(Option<Result<http_body::Frame<Bytes>, BoxError>>),
     UpstreamHead(Result<Upstream, UpstreamFailure>),
-    UpstreamFrame(Option<Result<http_body::Frame<Bytes>, hyper::Error>>),
+    UpstreamFrame(Option<Result<http_body::Frame<Bytes>, BoxError>>),
     /// An item went to the upstream (`false`: the upstream stopped taking the body).
     SentUpstream(bool),
     /// An item went to the client (`false`: the client went away).
@@ -154,7 +174,9 @@ struct Driver {
     response: Pipeline,
     inbox: tokio::sync::mpsc::UnboundedReceiver<Woke>,
     /// The client's request body, while it is being read.
-    incoming: Option<Incoming>,
+    incoming: Option<InBody>,
+    /// The embedded layer's inner service: where this request goes instead of a cluster.
+    inner: Option<crate::layer::InnerUpstream>,
     downstream: http::Version,
     /// The client sent its whole request.
     request_complete: bool,
@@ -193,7 +215,7 @@ impl Driver {
         listener: usize,
         info: StreamInfo,
         downstream: http::Version,
-        incoming: Incoming,
+        incoming: InBody,
     ) -> Driver {
         let (mailbox, inbox) = tokio::sync::mpsc::unbounded_channel();
         let mut contexts = Contexts::open(worker.clone(), listener, info, mailbox);
@@ -212,6 +234,7 @@ impl Driver {
             response,
             inbox,
             incoming: Some(incoming),
+            inner: None,
             downstream,
             request_complete: false,
             upstream: UpstreamState::Idle,
@@ -365,7 +388,7 @@ impl Driver {
         );
     }
 
-    fn on_request_frame(&mut self, frame: Option<Result<http_body::Frame<Bytes>, hyper::Error>>) {
+    fn on_request_frame(&mut self, frame: Option<Result<http_body::Frame<Bytes>, BoxError>>) {
         let frame = match frame {
             None => {
                 self.incoming = None;
@@ -513,12 +536,20 @@ impl Driver {
                 };
                 self.upstream_room = declared_length(&headers);
                 let stamp = !listener.suppress_envoy_headers;
-                let cluster = cluster.clone();
-                let worker = self.worker.clone();
                 self.contexts.upstream_started = Some(Instant::now());
-                self.upstream = UpstreamState::Waiting(Box::pin(async move {
-                    worker.clusters.open(&cluster, headers, body, stamp).await
-                }));
+                self.upstream = match self.inner.take() {
+                    // An embedded stream's only route leads to the layer's inner service.
+                    Some(inner) => {
+                        UpstreamState::Waiting(Box::pin(inner.open(headers, body, stamp)))
+                    }
+                    None => {
+                        let cluster = cluster.clone();
+                        let worker = self.worker.clone();
+                        UpstreamState::Waiting(Box::pin(async move {
+                            worker.clusters.open(&cluster, headers, body, stamp).await
+                        }))
+                    }
+                };
                 if let Some(timeout) = timeout {
                     self.route_deadline = Some(Box::pin(tokio::time::sleep(*timeout)));
                 }
@@ -583,7 +614,7 @@ impl Driver {
         }
     }
 
-    fn on_upstream_frame(&mut self, frame: Option<Result<http_body::Frame<Bytes>, hyper::Error>>) {
+    fn on_upstream_frame(&mut self, frame: Option<Result<http_body::Frame<Bytes>, BoxError>>) {
         let UpstreamState::Reading { body, http2 } = &self.upstream else {
             return;
         };
@@ -899,7 +930,7 @@ fn whole(items: Vec<Item>, chunked: bool) -> OutBody {
 const DRAIN_FOR: Duration = Duration::from_secs(2);
 
 /// Reads and drops the rest of a request body that will not be forwarded.
-async fn drain(mut incoming: Incoming) {
+async fn drain(mut incoming: InBody) {
     let _ = tokio::time::timeout(DRAIN_FOR, async {
         while let Some(Ok(_)) = incoming.frame().await {}
     })
@@ -917,8 +948,8 @@ async fn upstream_event(upstream: &mut UpstreamState, read_body: bool) -> Event 
 }
 
 async fn next_frame(
-    body: &mut Option<Incoming>,
-) -> Option<Result<http_body::Frame<Bytes>, hyper::Error>> {
+    body: &mut Option<InBody>,
+) -> Option<Result<http_body::Frame<Bytes>, BoxError>> {
     match body {
         Some(body) => body.frame().await,
         None => std::future::pending().await,
