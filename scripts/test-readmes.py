@@ -25,7 +25,8 @@ and HTML comments give directives:
                                      Envoy) and check their outputs, less the headers Envoy
                                      adds: `server` and `x-envoy-upstream-service-time` in
                                      responses, `x-envoy-expected-rq-timeout-ms` in what the
-                                     echo upstream shows
+                                     echo upstream shows; response headers are compared
+                                     in any order
 
 Blocks without these words (```json, ```yaml, ```text, other languages) are not run. At the
 end of each README every background process group it started is stopped by its PID.
@@ -269,11 +270,14 @@ class Runner:
                 f"{self.where(block)}: {what}\n--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
                 + self.background_logs()
             )
-        stdout = without_envoy_additions(done.stdout) if envoy else done.stdout
-        if block.output is not None and not matches(block.output.text, stdout):
+        stdout = headers_sorted(without_envoy_additions(done.stdout)) if envoy else done.stdout
+        expected = block.output and (
+            headers_sorted(block.output.text) if envoy else block.output.text
+        )
+        if expected is not None and not matches(expected, stdout):
             raise Failure(
                 f"{self.where(block)}: the output is not what {self.where(block.output)} shows\n"
-                f"--- expected\n{block.output.text}--- actual stdout{again}\n{stdout}"
+                f"--- expected\n{expected}--- actual stdout{again}\n{stdout}"
                 f"--- stderr\n{done.stderr}"
             )
         if block.stderr is not None and not matches(block.stderr.text, done.stderr):
@@ -342,6 +346,25 @@ def without_envoy_additions(stdout: str) -> str:
     return "".join(
         line for line in stdout.splitlines(keepends=True) if not ENVOY_ADDITIONS.match(line)
     )
+
+
+def headers_sorted(text: str) -> str:
+    """Each HTTP response head's header lines sorted by name (Envoy orders some differently)."""
+    out, head = [], None
+    for line in text.splitlines():
+        if line.startswith("HTTP/"):
+            out.append(line)
+            head = []
+        elif head is not None and line.strip():
+            head.append(line)
+        else:
+            if head is not None:
+                out.extend(sorted(head, key=lambda h: h.split(":", 1)[0].lower()))
+                head = None
+            out.append(line)
+    if head is not None:
+        out.extend(sorted(head, key=lambda h: h.split(":", 1)[0].lower()))
+    return "\n".join(out) + "\n"
 
 
 def port_open(port: int) -> bool:
