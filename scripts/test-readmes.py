@@ -10,6 +10,7 @@ the fence's language (invisible on GitHub) say what to do with a block:
   ```sh background port=N    started in the background (a server, "in another terminal");
                              the test waits until 127.0.0.1:N accepts connections (ports
                              comma-separated); name=NAME lets a later directive stop it
+  ```sh skip                 not run (the test suite itself)
   ```text output             what the command block just above prints on stdout; a line
                              "..." stands for any number of lines, "..." inside a line for
                              any text; trailing spaces and carriage returns are ignored
@@ -140,12 +141,14 @@ def parse(path: Path) -> Readme:
             words[k] = v
         block = Block(start + 1, lang, words, "\n".join(body) + "\n")
         if lang == "sh" and words:
-            unknown = set(words) - {"background", "port", "name"}
+            unknown = set(words) - {"background", "port", "name", "skip"}
             if unknown:
                 raise Failure(f"{path}:{start + 1}: unknown marker(s) {sorted(unknown)}")
             if "background" in words and not words.get("port"):
                 raise Failure(f"{path}:{start + 1}: a background block needs port=N")
-        if lang == "sh":
+        if lang == "sh" and "skip" in words:
+            last_command = None
+        elif lang == "sh":
             block.expect_fail = pending_fail
             pending_fail = False
             readme.steps.append(block)
