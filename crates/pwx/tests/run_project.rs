@@ -14,7 +14,11 @@ fn a_new_rust_project_directory_is_built_and_run() {
         .args(["new", "demo", "--lang", "rust"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let project = dir.path().join("demo");
     let config = std::fs::read_to_string(project.join("config.json")).unwrap();
 
@@ -44,14 +48,20 @@ fn a_new_rust_project_directory_is_built_and_run() {
 fn a_directory_that_is_no_project_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pwx"))
-        .args(["run", dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args([
+            "run",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("is a directory, so pwx run builds it as a filter project")
-            && stderr.contains("holds no filter project pwx knows (Cargo.toml, package.json, go.mod")
+            && stderr
+                .contains("holds no filter project pwx knows (Cargo.toml, package.json, go.mod")
             && stderr.contains("create one with `pwx new NAME`"),
         "{stderr}"
     );
