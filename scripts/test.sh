@@ -28,5 +28,8 @@ bash conformance/run.sh
 step "conformance suite (pwx against Envoy's goldens; differences only as documented)"
 CONFORMANCE_TARGET=pwx bash conformance/run.sh
 
+step "README commands (every shell block of README.md and examples/*/README.md, outputs checked)"
+python3 scripts/test-readmes.py
+
 step "author loop (pwx new, build, test for Rust and AssemblyScript)"
 scripts/author-loop.sh

@@ -27,16 +27,7 @@ pub(crate) struct BuildArgs {
 pub(crate) fn execute(args: BuildArgs) -> anyhow::Result<()> {
     let project = Project::open(&args.dir)?;
     let started = Instant::now();
-    let progress = Progress::start(args.json, args.verbose);
-    let result = match project.language {
-        Language::Rust => build_rust(&project, &progress),
-        Language::AssemblyScript => build_assemblyscript(&project, &progress),
-        Language::Go => build_go(&project, &progress),
-        Language::Cpp => build_cpp(&project, &progress),
-    };
-    progress.finish();
-    result?;
-    let output = project.output();
+    let output = build_project(&project, args.json, args.verbose)?;
     let (bytes, module) = module_summary::read(&output)?;
     let summary = module_summary::summarize(&bytes, &module);
     let seconds = started.elapsed().as_secs_f64();
@@ -69,6 +60,26 @@ pub(crate) fn execute(args: BuildArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Builds `project` with its language's toolchain (a spinner on a terminal unless `quiet`; the
+/// toolchain's output live with `verbose`, else only on failure) and returns the module's path.
+/// `pwx build` and `pwx run DIR` both build through here.
+pub(crate) fn build_project(
+    project: &Project,
+    quiet: bool,
+    verbose: bool,
+) -> anyhow::Result<PathBuf> {
+    let progress = Progress::start(quiet, verbose);
+    let result = match project.language {
+        Language::Rust => build_rust(project, &progress),
+        Language::AssemblyScript => build_assemblyscript(project, &progress),
+        Language::Go => build_go(project, &progress),
+        Language::Cpp => build_cpp(project, &progress),
+    };
+    progress.finish();
+    result?;
+    Ok(project.output())
 }
 
 /// A spinner on stderr while the toolchain runs (nothing when stderr is not a terminal or

@@ -1,6 +1,6 @@
 //! The subcommands.
 
-mod build;
+pub(crate) mod build;
 mod check;
 mod deploy;
 mod images;

@@ -2,6 +2,7 @@
 //! quick-mode flags, or from a configuration file (pwx YAML or an Envoy bootstrap).
 
 mod file;
+mod filter_source;
 mod logs;
 mod serve;
 mod tls;
@@ -24,8 +25,8 @@ use std::time::Duration;
 /// Arguments of `pwx run`.
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
-    /// The first filter: a .wasm file, https://…#sha256=HEX, or oci://REGISTRY/REPO:TAG.
-    /// Not with `-c`.
+    /// The first filter: a .wasm file, a filter project directory (built first, as `pwx
+    /// build` does), https://…#sha256=HEX, or oci://REGISTRY/REPO:TAG. Not with `-c`.
     #[arg(
         required_unless_present = "config_path",
         conflicts_with = "config_path"
@@ -39,7 +40,7 @@ pub(crate) struct RunArgs {
     /// Envoy-compatible log options (for the wasm logger): where module log lines go...
     #[command(flatten)]
     log: logs::LogArgs,
-    /// More filters, in request order (repeatable; same forms as the first).
+    /// More filters, in request order (repeatable; same forms as the first, directories too).
     #[arg(long = "filter", value_name = "SOURCE")]
     filters: Vec<String>,
     /// Registry and module-cache options for URL and oci:// filters.
@@ -235,6 +236,7 @@ fn quick_config(
     let source_options = args.sources.options()?;
     let first = first.to_string();
     for (index, source) in std::iter::once(&first).chain(&args.filters).enumerate() {
+        let source = &filter_source::resolve(source)?;
         let module = crate::modules::resolve(source, None, &source_options)?;
         let name = module.name();
         let configuration = args.configs.get(index).cloned().unwrap_or_default();
