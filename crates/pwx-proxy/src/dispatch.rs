@@ -138,7 +138,7 @@ impl Worker {
         });
         let (instance, deferred) = {
             let mut chain = self.chain.borrow_mut();
-            let vm = &mut chain.filters[index].vm;
+            let vm = &mut chain.vm_mut(index);
             (vm.instance_id(), vm.take_deferred())
         };
         self.plan
@@ -196,8 +196,24 @@ impl Worker {
         }
     }
 
+    /// The filter whose stream context `context` is, among the filters sharing `index`'s VM
+    /// (a callback of one plugin may act on another plugin's stream of the same VM through
+    /// `set_effective_context`).
+    fn context_owner(&self, index: usize, context: u32) -> usize {
+        let waiters = self.waiters.borrow();
+        if waiters.contains_key(&(index, context)) {
+            return index;
+        }
+        let chain = self.chain.borrow();
+        chain
+            .sharing(index)
+            .find(|&g| waiters.contains_key(&(g, context)))
+            .unwrap_or(index)
+    }
+
     /// Posts a reply or reset to a live stream.
     fn wake(&self, index: usize, context: u32, wake: Wake) {
+        let index = self.context_owner(index, context);
         if let Some(waiter) = self.waiters.borrow().get(&(index, context)) {
             let _ = waiter.mailbox.send(Woke {
                 filter: index,
@@ -211,6 +227,7 @@ impl Worker {
     /// Resumes a direction the filter holds stopped; Envoy ignores a continue for a direction
     /// that is not stopped.
     fn resume(&self, index: usize, context: u32, direction: Direction) {
+        let index = self.context_owner(index, context);
         let mailbox = {
             let mut waiters = self.waiters.borrow_mut();
             let Some(waiter) = waiters.get_mut(&(index, context)) else {
@@ -221,8 +238,10 @@ impl Worker {
             }
             waiter.mailbox.clone()
         };
-        let held = self.chain.borrow_mut().filters[index]
-            .vm
+        let held = self
+            .chain
+            .borrow_mut()
+            .vm_mut(index)
             .resume(context, direction);
         let _ = mailbox.send(Woke {
             filter: index,
@@ -245,12 +264,13 @@ impl Worker {
         }
     }
 
-    /// Every stream stopped in filter `index` fails with it.
+    /// Every stream stopped in filter `index`, or in a filter sharing its VM, fails with it.
     pub(crate) fn fail_waiters(&self, index: usize) {
+        let sharing: Vec<usize> = self.chain.borrow().sharing(index).collect();
         for (&(i, context), waiter) in self.waiters.borrow().iter() {
-            if i == index && waiter.stopped.iter().any(|s| *s) {
+            if sharing.contains(&i) && waiter.stopped.iter().any(|s| *s) {
                 let _ = waiter.mailbox.send(Woke {
-                    filter: index,
+                    filter: i,
                     context,
                     direction: None,
                     wake: Wake::Failed,
@@ -278,7 +298,7 @@ impl Worker {
     ) {
         let worker = self.clone();
         let (token, root) = (request.token, request.root_context_id);
-        let vm_instance = self.chain.borrow().filters[index].vm.instance_id();
+        let vm_instance = self.chain.borrow().vm(index).instance_id();
         let task = tokio::task::spawn_local(async move {
             let mut headers =
                 pwx_host::HeaderMap::from_pairs(request.headers.iter().map(|(k, v)| (k, v)));
@@ -303,12 +323,12 @@ impl Worker {
             worker.callouts.borrow_mut().remove(&(index, token));
             let result = {
                 let mut chain = worker.chain.borrow_mut();
-                let filter = &mut chain.filters[index];
-                if filter.vm.instance_id() != vm_instance {
+                let vm = chain.vm_mut(index);
+                if vm.instance_id() != vm_instance {
                     // The VM was replaced (FAIL_RELOAD): the callout died with the old one.
                     return;
                 }
-                filter.vm.on_http_call_response(
+                vm.on_http_call_response(
                     root,
                     token,
                     Some(CalloutResponse {
@@ -330,7 +350,7 @@ impl Worker {
     fn start_grpc(self: &Rc<Self>, index: usize, request: pwx_host::GrpcCalloutRequest) {
         let worker = self.clone();
         let (token, root) = (request.token, request.root_context_id);
-        let vm_instance = self.chain.borrow().filters[index].vm.instance_id();
+        let vm_instance = self.chain.borrow().vm(index).instance_id();
         let outgoing = request.message.is_none().then(|| {
             let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
             self.grpc_senders
@@ -342,16 +362,16 @@ impl Worker {
             let mut deliver = |event: pwx_host::GrpcEvent| -> bool {
                 let result = {
                     let mut chain = worker.chain.borrow_mut();
-                    let filter = &mut chain.filters[index];
-                    if filter.vm.instance_id() != vm_instance {
+                    let vm = chain.vm_mut(index);
+                    if vm.instance_id() != vm_instance {
                         // The VM was replaced (FAIL_RELOAD): the callout died with the old one.
                         return false;
                     }
-                    filter.vm.on_grpc_event(root, token, event)
+                    vm.on_grpc_event(root, token, event)
                 };
                 let failed = result.is_err();
                 worker.after_root_callback(index, result);
-                !failed && worker.chain.borrow().filters[index].vm.grpc_open(token)
+                !failed && worker.chain.borrow().vm(index).grpc_open(token)
             };
             crate::grpc::exchange(&worker.clusters, &request, outgoing, &mut deliver).await;
             worker.callouts.borrow_mut().remove(&(index, token));
@@ -396,7 +416,7 @@ impl Worker {
                 interval.tick().await;
                 let result = {
                     let mut chain = worker.chain.borrow_mut();
-                    let vm = &mut chain.filters[index].vm;
+                    let vm = &mut chain.vm_mut(index);
                     vm.on_tick(root).map(|()| vm.take_deferred())
                 };
                 let failed = result.is_err();
@@ -415,7 +435,7 @@ impl Worker {
     /// cancelled, as Envoy cancels them with the context.
     fn delete_root(self: &Rc<Self>, index: usize, root: u32) {
         self.cancel_root(index, root);
-        let result = self.chain.borrow_mut().filters[index].vm.delete_root(root);
+        let result = self.chain.borrow_mut().vm_mut(index).delete_root(root);
         if let Err(failed) = result {
             tracing::warn!(filter = index, reason = %failed.reason, "on_delete of a root context failed");
         }
@@ -443,15 +463,23 @@ impl Worker {
         if self.shut_down() {
             return;
         }
-        let index = self
-            .chain
-            .borrow()
-            .filters
-            .iter()
-            .position(|f| f.vm.instance_id() == vm_instance);
+        // The filter whose root consumes the queue (filters sharing a VM have their own roots).
+        let index = {
+            let chain = self.chain.borrow();
+            let on_vm = |f: &usize| chain.vm(*f).instance_id() == vm_instance;
+            let mut candidates = (0..chain.filters.len()).filter(on_vm);
+            let first = candidates.next();
+            first
+                .into_iter()
+                .chain(candidates)
+                .find(|&f| chain.filters[f].root == root)
+                .or(first)
+        };
         let Some(index) = index else { return };
-        let result = self.chain.borrow_mut().filters[index]
-            .vm
+        let result = self
+            .chain
+            .borrow_mut()
+            .vm_mut(index)
             .on_queue_ready(root, token);
         self.after_root_callback(index, result);
     }
@@ -464,16 +492,11 @@ impl Worker {
         for index in 0..count {
             let (root, instance) = {
                 let chain = self.chain.borrow();
-                (
-                    chain.filters[index].root,
-                    chain.filters[index].vm.instance_id(),
-                )
+                (chain.filters[index].root, chain.vm(index).instance_id())
             };
             self.cancel_root(index, root);
             self.plan.queue_routes.forget(instance);
-            let result = self.chain.borrow_mut().filters[index]
-                .vm
-                .shutdown_plugin(root);
+            let result = self.chain.borrow_mut().vm_mut(index).shutdown_plugin(root);
             if let Err(failed) = result {
                 tracing::debug!(filter = index, reason = %failed.reason, "plugin shutdown failed");
             }

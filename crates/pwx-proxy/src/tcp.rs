@@ -127,8 +127,8 @@ impl Filters {
             index
                 .iter()
                 .map(|&f| {
-                    let filter = &mut chain.filters[f];
-                    filter.vm.create_connection(filter.root, info.clone())
+                    let root = chain.filters[f].root;
+                    chain.vm_mut(f).create_connection(root, info.clone())
                 })
                 .collect()
         };
@@ -160,14 +160,22 @@ impl Filters {
         let worker = self.worker.clone();
         for i in 0..self.ids.len() {
             let f = self.index[i];
-            if worker.chain.borrow().filters[f].vm.failure().is_none() {
+            if worker.chain.borrow().vm(f).failure().is_none() {
                 continue;
             }
-            if worker.chain.borrow_mut().filters[f].reload() {
-                worker.plugin_started(f);
-                let mut chain = worker.chain.borrow_mut();
-                let filter = &mut chain.filters[f];
-                self.ids[i] = filter.vm.create_connection(filter.root, info.clone());
+            let restarted = worker.chain.borrow_mut().reload(f);
+            if !restarted.is_empty() {
+                for &g in &restarted {
+                    worker.plugin_started(g);
+                }
+                for j in 0..self.ids.len() {
+                    let g = self.index[j];
+                    if restarted.contains(&g) {
+                        let mut chain = worker.chain.borrow_mut();
+                        let root = chain.filters[g].root;
+                        self.ids[j] = chain.vm_mut(g).create_connection(root, info.clone());
+                    }
+                }
                 continue;
             }
             if !self.bypass_after_failure(i) {
@@ -216,8 +224,11 @@ impl Filters {
     fn new_connection(&mut self, from: usize) -> bool {
         for i in from..self.ids.len() {
             let Some(context) = self.ids[i] else { continue };
-            let result = self.worker.chain.borrow_mut().filters[self.index[i]]
-                .vm
+            let result = self
+                .worker
+                .chain
+                .borrow_mut()
+                .vm_mut(self.index[i])
                 .on_new_connection(context);
             match result {
                 Ok(step) => {
@@ -259,8 +270,11 @@ impl Filters {
             let Some(context) = self.ids[i] else { continue };
             let keep = self.fail_open(i).then(|| data.clone());
             let f = self.index[i];
-            let result = self.worker.chain.borrow_mut().filters[f]
-                .vm
+            let result = self
+                .worker
+                .chain
+                .borrow_mut()
+                .vm_mut(f)
                 .on_connection_data(context, direction, data, eos);
             let step = match result {
                 Ok(step) => step,
@@ -276,8 +290,11 @@ impl Filters {
                 return Outcome::Close;
             }
             if direction == NetDirection::Upstream && eos {
-                let closed = self.worker.chain.borrow_mut().filters[f]
-                    .vm
+                let closed = self
+                    .worker
+                    .chain
+                    .borrow_mut()
+                    .vm_mut(f)
                     .on_connection_close(context, NetDirection::Upstream, PeerType::Unknown);
                 match closed {
                     Ok(deferred) => {
@@ -314,8 +331,11 @@ impl Filters {
         if let Some(i) = paused
             && let Some(context) = self.ids[i]
         {
-            data = self.worker.chain.borrow_mut().filters[self.index[i]]
-                .vm
+            data = self
+                .worker
+                .chain
+                .borrow_mut()
+                .vm_mut(self.index[i])
                 .take_held(context, direction);
         }
         data.extend_from_slice(chunk);
@@ -331,8 +351,11 @@ impl Filters {
     fn resume(&mut self, eos: bool) -> Option<Outcome> {
         let i = self.down_paused.take()?;
         let held = match self.ids[i] {
-            Some(context) => self.worker.chain.borrow_mut().filters[self.index[i]]
-                .vm
+            Some(context) => self
+                .worker
+                .chain
+                .borrow_mut()
+                .vm_mut(self.index[i])
                 .take_held(context, NetDirection::Downstream),
             None => Vec::new(),
         };
@@ -357,7 +380,7 @@ impl Filters {
             let f = self.index[i];
             let (closed, finished) = {
                 let mut chain = self.worker.chain.borrow_mut();
-                let vm = &mut chain.filters[f].vm;
+                let vm = &mut chain.vm_mut(f);
                 let closed = vm.on_connection_close(context, NetDirection::Downstream, peer);
                 let finished = vm.finish_connection(context);
                 (closed, finished)
@@ -555,7 +578,7 @@ pub(crate) async fn serve(worker: Rc<Worker>, listener: usize, down: TcpStream, 
         let mut chain = worker.chain.borrow_mut();
         for (&f, id) in filters.index.iter().zip(&filters.ids) {
             if let Some(id) = *id {
-                chain.filters[f].vm.set_connection_upstream(
+                chain.vm_mut(f).set_connection_upstream(
                     id,
                     &cluster.name,
                     up.peer_addr().ok(),
@@ -583,11 +606,7 @@ fn chosen_cluster(filters: &Filters) -> Option<String> {
         .index
         .iter()
         .zip(&filters.ids)
-        .filter_map(|(&f, id)| {
-            chain.filters[f]
-                .vm
-                .connection_filter_state((*id)?, CLUSTER_KEY)
-        })
+        .filter_map(|(&f, id)| chain.vm(f).connection_filter_state((*id)?, CLUSTER_KEY))
         .next_back()
         .map(|v| String::from_utf8_lossy(&v).into_owned())
 }

@@ -152,18 +152,35 @@ impl Worker {
     }
 }
 
-/// Builds this worker's VM replicas and starts their plugins.
+/// Builds this worker's VM replicas and starts their plugins. Plugins with the same `vm_id`,
+/// module and VM configuration share one VM, as Envoy shares them per thread.
 fn build_chain(plan: &WorkerPlan) -> Result<Chain, String> {
-    let mut filters = Vec::new();
+    let mut filters: Vec<Filter> = Vec::new();
+    let mut vms: Vec<Vm> = Vec::new();
     for (module, plugin, vm_config) in &plan.filters {
-        let mut vm = Vm::new(
-            module,
-            vm_config.clone(),
-            plan.services.clone(),
-            &plan.limits,
-        )
-        .map_err(|e| e.to_string())?;
-        let root = vm.start_plugin(plugin.clone()).map_err(|e| e.to_string())?;
+        let same_vm = |f: &Filter| {
+            f.rebuild.module.sha256() == module.sha256()
+                && f.rebuild.vm_config.vm_id == vm_config.vm_id
+                && f.rebuild.vm_config.configuration == vm_config.configuration
+                && f.rebuild.vm_config.environment == vm_config.environment
+        };
+        let vm_index = match filters.iter().find(|f| same_vm(f)) {
+            Some(shared) => shared.vm,
+            None => {
+                let vm = Vm::new(
+                    module,
+                    vm_config.clone(),
+                    plan.services.clone(),
+                    &plan.limits,
+                )
+                .map_err(|e| e.to_string())?;
+                vms.push(vm);
+                vms.len() - 1
+            }
+        };
+        let root = vms[vm_index]
+            .start_plugin(plugin.clone())
+            .map_err(|e| e.to_string())?;
         let rebuild = Rebuild {
             module: module.clone(),
             vm_config: vm_config.clone(),
@@ -172,13 +189,13 @@ fn build_chain(plan: &WorkerPlan) -> Result<Chain, String> {
             backoff: pwx_host::failure::ReloadBackoff::new(plugin.reload_backoff),
         };
         filters.push(Filter {
-            vm,
+            vm: vm_index,
             root,
             plugin: Arc::new(plugin.clone()),
             rebuild,
         });
     }
-    Ok(Chain { filters })
+    Ok(Chain { vms, filters })
 }
 
 /// The next downstream connection id (`connection.id`), unique in the process.
@@ -547,21 +564,21 @@ async fn publish_states(thread: Rc<Thread>, index: usize) {
     loop {
         every.tick().await;
         let worker = thread.current();
-        let states = worker
-            .chain
-            .borrow()
+        let chain = worker.chain.borrow();
+        let states = chain
             .filters
             .iter()
             .map(|f| crate::admin::VmState {
                 plugin: f.plugin.name.clone(),
                 vm_id: f.rebuild.vm_config.vm_id.clone(),
-                instance: f.vm.instance_id(),
-                failed: f.vm.failure().map(str::to_string),
-                contexts: f.vm.context_count(),
-                memory_bytes: f.vm.memory_bytes(),
+                instance: chain.vms[f.vm].instance_id(),
+                failed: chain.vms[f.vm].failure().map(str::to_string),
+                contexts: chain.vms[f.vm].context_count(),
+                memory_bytes: chain.vms[f.vm].memory_bytes(),
                 generation: worker.generation,
             })
             .collect();
+        drop(chain);
         worker.plan.vm_states.publish(index, states);
     }
 }

@@ -49,8 +49,8 @@ impl Contexts {
             filters
                 .iter()
                 .map(|&f| {
-                    let filter = &mut chain.filters[f];
-                    filter.vm.create_stream(filter.root, info.clone())
+                    let root = chain.filters[f].root;
+                    chain.vm_mut(f).create_stream(root, info.clone())
                 })
                 .collect()
         };
@@ -104,23 +104,32 @@ impl Contexts {
         let worker = self.worker.clone();
         for i in 0..self.ids.len() {
             let f = self.filters[i];
-            if worker.chain.borrow().filters[f].vm.failure().is_none() {
+            if worker.chain.borrow().vm(f).failure().is_none() {
                 continue;
             }
-            let reloaded = worker.chain.borrow_mut().filters[f].reload();
-            if reloaded {
-                worker.plugin_started(f);
-                let mut chain = worker.chain.borrow_mut();
-                let filter = &mut chain.filters[f];
-                self.ids[i] = filter.vm.create_stream(filter.root, self.info.clone());
-                if let Some(context) = self.ids[i] {
-                    worker.waiters.borrow_mut().insert(
-                        (f, context),
-                        Waiter {
-                            stopped: [false; 2],
-                            mailbox: self.mailbox.clone(),
-                        },
-                    );
+            let restarted = worker.chain.borrow_mut().reload(f);
+            if !restarted.is_empty() {
+                // Every filter of this stream that ran on the rebuilt VM gets a context on it.
+                for &g in &restarted {
+                    worker.plugin_started(g);
+                }
+                for j in 0..self.ids.len() {
+                    let g = self.filters[j];
+                    if !restarted.contains(&g) {
+                        continue;
+                    }
+                    let mut chain = worker.chain.borrow_mut();
+                    let root = chain.filters[g].root;
+                    self.ids[j] = chain.vm_mut(g).create_stream(root, self.info.clone());
+                    if let Some(context) = self.ids[j] {
+                        worker.waiters.borrow_mut().insert(
+                            (g, context),
+                            Waiter {
+                                stopped: [false; 2],
+                                mailbox: self.mailbox.clone(),
+                            },
+                        );
+                    }
                 }
                 continue;
             }
@@ -138,7 +147,7 @@ impl Contexts {
         let mut chain = self.worker.chain.borrow_mut();
         for (&index, id) in self.filters.iter().zip(&self.ids) {
             if let Some(context) = *id {
-                chain.filters[index].vm.update_stream_info(context, &update);
+                chain.vm_mut(index).update_stream_info(context, &update);
             }
         }
     }
@@ -178,7 +187,7 @@ impl Contexts {
         for (&index, id) in self.filters.iter().zip(&self.ids) {
             let Some(context) = *id else { continue };
             worker.waiters.borrow_mut().remove(&(index, context));
-            let vm = &mut chain.filters[index].vm;
+            let vm = &mut chain.vm_mut(index);
             vm.set_final_maps(
                 context,
                 Some(&self.request),
@@ -197,7 +206,7 @@ impl Contexts {
         }
         for (&index, id) in self.filters.iter().zip(&self.ids) {
             let Some(context) = *id else { continue };
-            let vm = &mut chain.filters[index].vm;
+            let vm = &mut chain.vm_mut(index);
             let _ = vm.finish_stream(context);
             pending.push((index, vm.take_deferred()));
         }

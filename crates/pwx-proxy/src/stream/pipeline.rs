@@ -170,8 +170,10 @@ impl Pipeline {
             let (filter, position) = (slot.filter, slot.position);
             frame = match frame {
                 Frame::Headers(headers, end) => {
-                    let result = worker.chain.borrow_mut().filters[filter]
-                        .vm
+                    let result = worker
+                        .chain
+                        .borrow_mut()
+                        .vm_mut(filter)
                         .on_headers(context, direction, headers, end);
                     match settle(worker, filter, context, direction, result) {
                         After::Continue(headers) => Frame::Headers(headers, end),
@@ -184,8 +186,10 @@ impl Pipeline {
                     }
                 }
                 Frame::Data(chunk, end) => {
-                    let result = worker.chain.borrow_mut().filters[filter]
-                        .vm
+                    let result = worker
+                        .chain
+                        .borrow_mut()
+                        .vm_mut(filter)
                         .on_body(context, direction, &chunk, end);
                     match settle(worker, filter, context, direction, result) {
                         After::Continue(body) => {
@@ -205,15 +209,19 @@ impl Pipeline {
                     }
                 }
                 Frame::Trailers(trailers) => {
-                    let result = worker.chain.borrow_mut().filters[filter]
-                        .vm
+                    let result = worker
+                        .chain
+                        .borrow_mut()
+                        .vm_mut(filter)
                         .on_trailers(context, direction, trailers);
                     match settle(worker, filter, context, direction, result) {
                         After::Continue(trailers) => {
                             // Trailers that continue release a body the filter was buffering.
                             if self.slots[index].state == State::Buffering {
-                                let held = worker.chain.borrow_mut().filters[filter]
-                                    .vm
+                                let held = worker
+                                    .chain
+                                    .borrow_mut()
+                                    .vm_mut(filter)
                                     .resume(context, direction);
                                 self.open(worker, index);
                                 if let Some(body) = held.body {

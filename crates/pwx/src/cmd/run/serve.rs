@@ -116,6 +116,7 @@ pub(super) fn serve(
             }
         };
         let mut watching = start_watch(&files);
+        let mut watched = files;
         if let Some(watching) = &watching {
             let names: Vec<String> = watching
                 .files()
@@ -143,9 +144,13 @@ pub(super) fn serve(
                 }
             };
             let outcome = reloader.reload(&proxy, &trigger.describe());
-            if let Ok(files) = &outcome {
-                drop(watching.take());
-                watching = start_watch(files);
+            if let Ok(files) = &outcome
+                && watched.as_slice() != files.as_slice()
+            {
+                // The new watch starts before the old one stops: no change is missed between.
+                let next = start_watch(files);
+                drop(std::mem::replace(&mut watching, next));
+                watched = files.clone();
             }
             if let Trigger::Admin(request) = trigger {
                 request.respond(outcome.map(|_| format!("generation {} serving", proxy.generation())));
