@@ -55,9 +55,10 @@ def parse_args():
     p.add_argument("--chains", type=int_list, default=[1, 4, 16],
                    help="add-header chain lengths, run at the first worker count (default 1,4,16)")
     p.add_argument("--cold-starts", type=int, default=5, help="starts per proxy for the cold-start median (default 5)")
-    p.add_argument("--no-filter-mode", choices=["passthrough", "empty"], default="passthrough",
-                   help="how 'pwx without filters' is run: with the pass-through module "
-                        "(bench/filters/passthrough; `pwx run` needs a filter today) or with no filter at all")
+    p.add_argument("--no-filter-mode", choices=["passthrough", "empty"], default="empty",
+                   help="what counts as 'pwx without filters': `pwx run` with no filter at all (default; "
+                        "pwx with the pass-through module runs too, beside Envoy's) or the pass-through "
+                        "module (bench/filters/passthrough), as before pwx could run without a filter")
     p.add_argument("--only", choices=["envoy", "pwx"], help="run the direct baseline and this proxy only")
     p.add_argument("--envoy", help="Envoy binary (default: .venv/bin/envoy, else bench/.venv, installed on demand)")
     p.add_argument("--skip-build", action="store_true", help="use what is already built in the target directory")
@@ -254,6 +255,7 @@ class Bench:
                     steps.append(("envoy", "passthrough", self.passthrough(), w))
                 elif self.args.no_filter_mode == "empty":
                     steps.append(("pwx", "none", [], w))
+                    steps.append(("pwx", "passthrough", self.passthrough(), w))
                 else:
                     steps.append(("pwx", "passthrough", self.passthrough(), w))
                 if 1 in self.args.chains:

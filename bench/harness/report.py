@@ -140,7 +140,7 @@ def markdown(doc):
         "where they share a CPU with the proxy; for direct: what else ran on the load CPU).",
         "pwx 'no filter' = "
         + ("`pwx run` without a filter." if env["no_filter_mode"] == "empty" else
-           "the pass-through module bench/filters/passthrough (pwx run needs at least one filter)."),
+           "the pass-through module bench/filters/passthrough (--no-filter-mode=passthrough)."),
         "",
         "| proxy | filters | workers | proxy CPUs | c | rps | p50 µs | p99 µs | CPU µs/req | proxy core % "
         "| others % | RSS MiB | HWM MiB | first 200 ms | non-2xx | status |",

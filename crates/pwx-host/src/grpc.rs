@@ -60,7 +60,7 @@ impl Vm {
                 state.call_data_kind = Some(BufferType::GrpcReceiveBuffer);
                 let result = self.call(
                     "proxy_on_grpc_receive",
-                    self.callbacks.on_grpc_receive.clone(),
+                    |c| c.on_grpc_receive.as_ref(),
                     root_id,
                     args(n),
                 );
@@ -83,7 +83,7 @@ impl Vm {
                 }
                 let result = self.call(
                     "proxy_on_grpc_close",
-                    self.callbacks.on_grpc_close.clone(),
+                    |c| c.on_grpc_close.as_ref(),
                     root_id,
                     args(status as usize),
                 );
@@ -114,16 +114,15 @@ impl Vm {
         map: MapType,
         metadata: crate::headers::HeaderMap,
     ) -> Result<(), VmFailed> {
-        let (name, callback) = if map == MapType::GrpcReceiveInitialMetadata {
-            (
-                "proxy_on_grpc_receive_initial_metadata",
-                self.callbacks.on_grpc_receive_initial_metadata.clone(),
-            )
+        type Pick = fn(&crate::vm::Callbacks) -> Option<&crate::vm::F3>;
+        let (name, callback): (_, Pick) = if map == MapType::GrpcReceiveInitialMetadata {
+            ("proxy_on_grpc_receive_initial_metadata", |c| {
+                c.on_grpc_receive_initial_metadata.as_ref()
+            })
         } else {
-            (
-                "proxy_on_grpc_receive_trailing_metadata",
-                self.callbacks.on_grpc_receive_trailing_metadata.clone(),
-            )
+            ("proxy_on_grpc_receive_trailing_metadata", |c| {
+                c.on_grpc_receive_trailing_metadata.as_ref()
+            })
         };
         let n = metadata.len() as i32;
         self.store.data_mut().grpc_metadata = Some((map, metadata));

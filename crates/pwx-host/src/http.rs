@@ -132,25 +132,25 @@ impl Vm {
         let raw = match (direction, self.abi() == pwx_abi::AbiVersion::V0_1_0) {
             (Direction::Request, false) => self.call(
                 "proxy_on_request_headers",
-                self.callbacks.on_request_headers.clone(),
+                |c| c.on_request_headers.as_ref(),
                 context_id,
                 (ctx, count, eos),
             ),
             (Direction::Request, true) => self.call(
                 "proxy_on_request_headers",
-                self.callbacks.on_request_headers_v1.clone(),
+                |c| c.on_request_headers_v1.as_ref(),
                 context_id,
                 (ctx, count),
             ),
             (Direction::Response, false) => self.call(
                 "proxy_on_response_headers",
-                self.callbacks.on_response_headers.clone(),
+                |c| c.on_response_headers.as_ref(),
                 context_id,
                 (ctx, count, eos),
             ),
             (Direction::Response, true) => self.call(
                 "proxy_on_response_headers",
-                self.callbacks.on_response_headers_v1.clone(),
+                |c| c.on_response_headers_v1.as_ref(),
                 context_id,
                 (ctx, count),
             ),
@@ -250,13 +250,13 @@ impl Vm {
         let raw = match direction {
             Direction::Request => self.call(
                 "proxy_on_request_body",
-                self.callbacks.on_request_body.clone(),
+                |c| c.on_request_body.as_ref(),
                 context_id,
                 args,
             ),
             Direction::Response => self.call(
                 "proxy_on_response_body",
-                self.callbacks.on_response_body.clone(),
+                |c| c.on_response_body.as_ref(),
                 context_id,
                 args,
             ),
@@ -327,13 +327,13 @@ impl Vm {
         let raw = match direction {
             Direction::Request => self.call(
                 "proxy_on_request_trailers",
-                self.callbacks.on_request_trailers.clone(),
+                |c| c.on_request_trailers.as_ref(),
                 context_id,
                 args,
             ),
             Direction::Response => self.call(
                 "proxy_on_response_trailers",
-                self.callbacks.on_response_trailers.clone(),
+                |c| c.on_response_trailers.as_ref(),
                 context_id,
                 args,
             ),
@@ -411,7 +411,7 @@ impl Vm {
         }
         let result = self.call(
             "proxy_on_log",
-            self.callbacks.on_log.clone(),
+            |c| c.on_log.as_ref(),
             context_id,
             context_id as i32,
         );

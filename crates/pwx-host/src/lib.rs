@@ -44,7 +44,7 @@ pub mod vm;
 
 pub use engine::{Engine, EngineConfig, PoolingConfig};
 pub use error::{LoadError, StartError};
-pub use headers::HeaderMap;
+pub use headers::{HeaderBytes, HeaderMap};
 pub use http::{Direction, Flow, Held, Step};
 pub use limits::Limits;
 pub use module::Module;

@@ -18,9 +18,26 @@ pub(crate) fn memory<'a>(caller: &'a Caller<'_, HostState>) -> &'a [u8] {
 
 /// `len` bytes at `ptr`, or `None` if the range leaves memory. `(0, 0)` is a valid empty range.
 pub(crate) fn slice<'a>(caller: &'a Caller<'_, HostState>, ptr: i32, len: i32) -> Option<&'a [u8]> {
+    range(memory(caller), ptr, len)
+}
+
+/// `len` bytes at `ptr` of `memory`, or `None` if the range leaves it.
+pub(crate) fn range(memory: &[u8], ptr: i32, len: i32) -> Option<&[u8]> {
     let start = ptr as u32 as usize;
     let end = start.checked_add(len as u32 as usize)?;
-    memory(caller).get(start..end)
+    memory.get(start..end)
+}
+
+/// The module's memory and the store data at once: a hostcall reads its arguments in place
+/// while it changes the state, without copying them out first.
+pub(crate) fn split<'a>(caller: &'a mut Caller<'_, HostState>) -> (&'a [u8], &'a mut HostState) {
+    match caller.data().memory {
+        Some(memory) => {
+            let (data, state) = memory.data_and_store_mut(caller);
+            (data, state)
+        }
+        None => (&[], caller.data_mut()),
+    }
 }
 
 /// Copies `len` bytes at `ptr` out of guest memory.

@@ -82,7 +82,7 @@ impl Vm {
         }
         let raw = self.call(
             "proxy_on_new_connection",
-            self.callbacks.on_new_connection.clone(),
+            |c| c.on_new_connection.as_ref(),
             context_id,
             context_id as i32,
         )?;
@@ -120,13 +120,13 @@ impl Vm {
         let result = match direction {
             NetDirection::Downstream => self.call(
                 "proxy_on_downstream_data",
-                self.callbacks.on_downstream_data.clone(),
+                |c| c.on_downstream_data.as_ref(),
                 context_id,
                 args,
             ),
             NetDirection::Upstream => self.call(
                 "proxy_on_upstream_data",
-                self.callbacks.on_upstream_data.clone(),
+                |c| c.on_upstream_data.as_ref(),
                 context_id,
                 args,
             ),
@@ -180,13 +180,13 @@ impl Vm {
         match direction {
             NetDirection::Downstream => self.call(
                 "proxy_on_downstream_connection_close",
-                self.callbacks.on_downstream_connection_close.clone(),
+                |c| c.on_downstream_connection_close.as_ref(),
                 context_id,
                 args,
             ),
             NetDirection::Upstream => self.call(
                 "proxy_on_upstream_connection_close",
-                self.callbacks.on_upstream_connection_close.clone(),
+                |c| c.on_upstream_connection_close.as_ref(),
                 context_id,
                 args,
             ),
@@ -199,29 +199,12 @@ impl Vm {
     pub fn finish_connection(&mut self, context_id: u32) -> Result<Vec<crate::Deferred>, VmFailed> {
         let result = if self.net_created(context_id) {
             let id = context_id as i32;
-            self.call(
-                "proxy_on_done",
-                self.callbacks.on_done.clone(),
-                context_id,
-                id,
-            )
-            .and_then(|_| {
-                self.call(
-                    "proxy_on_log",
-                    self.callbacks.on_log.clone(),
-                    context_id,
-                    id,
-                )
-            })
-            .and_then(|_| {
-                self.call(
-                    "proxy_on_delete",
-                    self.callbacks.on_delete.clone(),
-                    context_id,
-                    id,
-                )
-            })
-            .map(|_| self.take_deferred())
+            self.call("proxy_on_done", |c| c.on_done.as_ref(), context_id, id)
+                .and_then(|_| self.call("proxy_on_log", |c| c.on_log.as_ref(), context_id, id))
+                .and_then(|_| {
+                    self.call("proxy_on_delete", |c| c.on_delete.as_ref(), context_id, id)
+                })
+                .map(|_| self.take_deferred())
         } else {
             Ok(Vec::new())
         };

@@ -208,7 +208,9 @@ pub struct HostState {
     /// gRPC metadata being delivered (map 4 or 5) and which of the two it is.
     pub(crate) grpc_metadata: Option<(pwx_abi::MapType, HeaderMap)>,
     pub(crate) memory: Option<Memory>,
-    pub(crate) allocator: Option<TypedFunc<i32, i32>>,
+    /// Shared, so a hostcall can hold it while it calls into the store (cloning a
+    /// `TypedFunc` copies its registered type).
+    pub(crate) allocator: Option<Arc<TypedFunc<i32, i32>>>,
     pub(crate) phase: Phase,
     /// The module's allocator is running inside a hostcall.
     pub(crate) allocating: bool,
@@ -224,7 +226,8 @@ pub struct HostState {
     pub(crate) call_data_kind: Option<pwx_abi::BufferType>,
     /// Headers and trailers of the callout response being delivered (maps 6 and 7).
     pub(crate) callout_maps: Option<(HeaderMap, HeaderMap)>,
-    pub(crate) contexts: HashMap<u32, Context>,
+    /// Looked up several times per callback: hashed with Fx, not SipHash (ids are ours).
+    pub(crate) contexts: rustc_hash::FxHashMap<u32, Context>,
     pub(crate) next_context_id: u32,
     pub(crate) vm: Arc<VmConfig>,
     pub(crate) services: Arc<Services>,
@@ -264,7 +267,7 @@ impl HostState {
             call_data: None,
             call_data_kind: None,
             callout_maps: None,
-            contexts: HashMap::new(),
+            contexts: Default::default(),
             next_context_id: 1,
             vm,
             services,

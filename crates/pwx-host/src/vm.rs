@@ -24,7 +24,7 @@ type F1 = TypedFunc<i32, ()>;
 type F1R = TypedFunc<i32, i32>;
 type F2 = TypedFunc<(i32, i32), ()>;
 type F2R = TypedFunc<(i32, i32), i32>;
-type F3 = TypedFunc<(i32, i32, i32), ()>;
+pub(crate) type F3 = TypedFunc<(i32, i32, i32), ()>;
 type F3R = TypedFunc<(i32, i32, i32), i32>;
 type F5 = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 
@@ -131,7 +131,7 @@ impl Vm {
             .get_typed_func::<i32, i32>(&mut store, malloc.name())
             .ok();
         store.data_mut().memory = memory;
-        store.data_mut().allocator = allocator;
+        store.data_mut().allocator = allocator.map(Arc::new);
         let callbacks = lookup_callbacks(&instance, &mut store, module);
 
         let mut vm = Vm {
@@ -200,10 +200,12 @@ impl Vm {
     }
 
     /// Calls a callback for `context_id` under the deadline. A trap fails the VM for good.
+    /// `pick` names the callback in `Callbacks` (borrowed, not cloned: a `TypedFunc` clone
+    /// copies its registered type, which showed in profiles at every call).
     pub(crate) fn call<P: WasmParams, R: WasmResults>(
         &mut self,
         name: &'static str,
-        func: Option<TypedFunc<P, R>>,
+        pick: impl FnOnce(&Callbacks) -> Option<&TypedFunc<P, R>>,
         context_id: u32,
         params: P,
     ) -> Result<Option<R>, VmFailed> {
@@ -212,7 +214,7 @@ impl Vm {
                 reason: reason.clone(),
             });
         }
-        let Some(func) = func else {
+        let Some(func) = pick(&self.callbacks) else {
             return Ok(None);
         };
         let state = self.store.data_mut();
@@ -276,7 +278,7 @@ impl Vm {
         self.store.data_mut().configuring = Some(root_id);
         let created = self.call(
             "proxy_on_context_create",
-            self.callbacks.on_context_create.clone(),
+            |c| c.on_context_create.as_ref(),
             root_id,
             (root_id as i32, 0),
         );
@@ -288,7 +290,7 @@ impl Vm {
         let vm_config_size = self.store.data().vm.configuration.len() as i32;
         let started = self.call(
             "proxy_on_vm_start",
-            self.callbacks.on_vm_start.clone(),
+            |c| c.on_vm_start.as_ref(),
             root_id,
             (root_id as i32, vm_config_size),
         );
@@ -301,7 +303,7 @@ impl Vm {
         self.store.data_mut().configuring = Some(root_id);
         let configured = self.call(
             "proxy_on_configure",
-            self.callbacks.on_configure.clone(),
+            |c| c.on_configure.as_ref(),
             root_id,
             (root_id as i32, plugin_config_size),
         );
@@ -321,7 +323,7 @@ impl Vm {
     pub fn on_tick(&mut self, root_id: u32) -> Result<(), VmFailed> {
         self.call(
             "proxy_on_tick",
-            self.callbacks.on_tick.clone(),
+            |c| c.on_tick.as_ref(),
             root_id,
             root_id as i32,
         )
@@ -333,7 +335,7 @@ impl Vm {
     pub fn shutdown_plugin(&mut self, root_id: u32) -> Result<bool, VmFailed> {
         let done = self.call(
             "proxy_on_done",
-            self.callbacks.on_done.clone(),
+            |c| c.on_done.as_ref(),
             root_id,
             root_id as i32,
         )?;
@@ -354,7 +356,7 @@ impl Vm {
         let result = if created {
             self.call(
                 "proxy_on_delete",
-                self.callbacks.on_delete.clone(),
+                |c| c.on_delete.as_ref(),
                 root_id,
                 root_id as i32,
             )
@@ -404,7 +406,7 @@ impl Vm {
         let root_id = stream.root_id;
         self.call(
             "proxy_on_context_create",
-            self.callbacks.on_context_create.clone(),
+            |c| c.on_context_create.as_ref(),
             context_id,
             (context_id as i32, root_id as i32),
         )?;
@@ -421,14 +423,14 @@ impl Vm {
         let result = if created {
             self.call(
                 "proxy_on_done",
-                self.callbacks.on_done.clone(),
+                |c| c.on_done.as_ref(),
                 context_id,
                 context_id as i32,
             )
             .and_then(|_| {
                 self.call(
                     "proxy_on_delete",
-                    self.callbacks.on_delete.clone(),
+                    |c| c.on_delete.as_ref(),
                     context_id,
                     context_id as i32,
                 )
@@ -550,7 +552,7 @@ impl Vm {
         }
         self.call(
             "proxy_on_queue_ready",
-            self.callbacks.on_queue_ready.clone(),
+            |c| c.on_queue_ready.as_ref(),
             root_id,
             (root_id as i32, token as i32),
         )?;
@@ -590,7 +592,7 @@ impl Vm {
         state.call_data_kind = Some(pwx_abi::BufferType::HttpCallResponseBody);
         let result = self.call(
             "proxy_on_http_call_response",
-            self.callbacks.on_http_call_response.clone(),
+            |c| c.on_http_call_response.as_ref(),
             root_id,
             args,
         );

@@ -403,14 +403,15 @@ fn to_hyper(
 /// Connection-level headers are not forwarded (each hop frames the body itself; a
 /// `content-length` is end to end and is kept).
 pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
-    matches!(
-        name.to_ascii_lowercase().as_slice(),
-        b"connection"
-            | b"keep-alive"
-            | b"transfer-encoding"
-            | b"upgrade"
-            | b"proxy-connection"
-            | b"te"
-            | b"host"
-    )
+    const HOP_BY_HOP: [&[u8]; 7] = [
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-connection",
+        b"te",
+        b"host",
+    ];
+    // Compared in place: this runs for every header of every request and response.
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }

@@ -61,7 +61,8 @@ pub(crate) struct Worker {
     pub(crate) chain: RefCell<Chain>,
     pub(crate) clusters: ClusterSet,
     /// Streams paused in a filter, by (filter index, context id).
-    pub(crate) waiters: RefCell<HashMap<(usize, u32), Waiter>>,
+    /// Two inserts/removes per stream and filter: hashed with Fx (keys are our own ids).
+    pub(crate) waiters: RefCell<rustc_hash::FxHashMap<(usize, u32), Waiter>>,
     /// Callouts in flight, by (filter index, token): the owning root and the task.
     pub(crate) callouts: RefCell<HashMap<(usize, u32), (u32, AbortHandle)>>,
     /// Request bodies of open gRPC streams, by (filter index, token).

@@ -2,7 +2,7 @@
 //! `remove`, with Envoy's per-phase availability and statuses.
 
 use super::enter;
-use crate::headers::HeaderMap;
+use crate::headers::{HeaderBytes, HeaderMap};
 use crate::memory::{self, HostResult};
 use crate::state::{Access, HostState};
 use pwx_abi::{AbiVersion, HostCall, MapType, Status};
@@ -46,10 +46,6 @@ fn map_type(raw: i32) -> Result<MapType, i32> {
     MapType::from_u32(raw as u32).ok_or(Status::BadArgument.as_i32())
 }
 
-fn read_key(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> Result<Vec<u8>, i32> {
-    memory::read(caller, ptr, len).map_err(Status::as_i32)
-}
-
 pub(crate) fn proxy_get_header_map_pairs(
     mut caller: Caller<'_, HostState>,
     map: i32,
@@ -84,13 +80,13 @@ pub(crate) fn proxy_set_header_map_pairs(
         Ok(map) => map,
         Err(status) => return Ok(status),
     };
-    let data = match read_key(&caller, ptr, len) {
-        Ok(data) => data,
-        Err(status) => return Ok(status),
+    let (memory, state) = memory::split(&mut caller);
+    let Some(data) = memory::range(memory, ptr, len) else {
+        return Ok(Status::InvalidMemoryAccess.as_i32());
     };
     // Envoy parses malformed input as an empty list: every header is removed.
-    let pairs = pwx_abi::pairs::decode(&data).unwrap_or_default();
-    let Some(headers) = writable(caller.data_mut(), map) else {
+    let pairs = pwx_abi::pairs::decode(data).unwrap_or_default();
+    let Some(headers) = writable(state, map) else {
         return Ok(Status::BadArgument.as_i32());
     };
     headers.set_all(pairs);
@@ -131,9 +127,8 @@ pub(crate) fn proxy_get_header_map_value(
         Ok(map) => map,
         Err(status) => return Ok(status),
     };
-    let key = match read_key(&caller, key_ptr, key_len) {
-        Ok(key) => key,
-        Err(status) => return Ok(status),
+    let Some(key) = memory::slice(&caller, key_ptr, key_len) else {
+        return Ok(Status::InvalidMemoryAccess.as_i32());
     };
     let state = caller.data();
     let Some(headers) = readable(state, map) else {
@@ -146,19 +141,20 @@ pub(crate) fn proxy_get_header_map_value(
         }
         .as_i32());
     };
-    let len = match headers.get(&key) {
-        Some(value) => value.len(),
-        None if state.abi == AbiVersion::V0_1_0 => 0,
+    // The value is shared with the map, not copied: the guest block is written from it.
+    let value: HeaderBytes = match headers
+        .entries()
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+    {
+        Some((_, value)) => value.clone(),
+        None if state.abi == AbiVersion::V0_1_0 => HeaderBytes::from(&[][..]),
         None => return Ok(Status::NotFound.as_i32()),
     };
-    memory::return_with(&mut caller, len, ret_ptr, ret_len, |state, block| {
-        if let Some(value) = readable(state, map).and_then(|h| h.get(&key)) {
-            block.copy_from_slice(value);
-        }
-    })
+    memory::return_bytes(&mut caller, &value, ret_ptr, ret_len)
 }
 
-/// Shared body of add / replace / remove.
+/// Shared body of add / replace / remove: key and value are read in place from guest memory.
 fn modify(
     caller: &mut Caller<'_, HostState>,
     call: HostCall,
@@ -172,21 +168,21 @@ fn modify(
         Ok(map) => map,
         Err(status) => return Ok(status),
     };
-    let key = match read_key(caller, key.0, key.1) {
-        Ok(key) => key,
-        Err(status) => return Ok(status),
+    let (memory, state) = memory::split(caller);
+    let Some(key) = memory::range(memory, key.0, key.1) else {
+        return Ok(Status::InvalidMemoryAccess.as_i32());
     };
-    let value = match value
-        .map(|(ptr, len)| read_key(caller, ptr, len))
-        .transpose()
-    {
-        Ok(value) => value.unwrap_or_default(),
-        Err(status) => return Ok(status),
+    let value = match value {
+        Some((ptr, len)) => match memory::range(memory, ptr, len) {
+            Some(value) => value,
+            None => return Ok(Status::InvalidMemoryAccess.as_i32()),
+        },
+        None => &[],
     };
-    let Some(headers) = writable(caller.data_mut(), map) else {
+    let Some(headers) = writable(state, map) else {
         return Ok(Status::BadArgument.as_i32());
     };
-    apply(headers, &key, &value);
+    apply(headers, key, value);
     Ok(Status::Ok.as_i32())
 }
 

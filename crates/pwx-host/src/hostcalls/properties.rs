@@ -120,7 +120,9 @@ fn header_value(map: &HeaderMap, key: &[u8]) -> Option<Value> {
 /// `request.headers` / `response.headers` / `response.trailers`, whole or one key.
 fn header_map(map: &HeaderMap, rest: &[&[u8]]) -> Result<Value, Status> {
     match rest {
-        [] => Ok(Value::Map(map.entries().to_vec())),
+        [] => Ok(Value::Map(
+            map.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
+        )),
         [key] => header_value(map, key).ok_or(Status::NotFound),
         _ => Err(Status::NotFound),
     }

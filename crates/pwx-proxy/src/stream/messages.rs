@@ -54,20 +54,42 @@ fn is_connection_header(name: &http::HeaderName) -> bool {
 
 /// A random UUID v4, as Envoy generates for `x-request-id`.
 fn request_id() -> String {
-    let mut bytes = [0u8; 16];
-    // A failing OS random source leaves zeros: the id is a correlation tag, not a secret.
-    let _ = getrandom::fill(&mut bytes);
+    let mut bytes = random_16();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id.push('-');
+        }
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    id
+}
+
+/// 16 random bytes from a per-thread pool the OS fills 1 KiB at a time: one `getrandom` call
+/// per 64 requests instead of one per request. A failing OS random source leaves zeros: the
+/// id is a correlation tag, not a secret.
+fn random_16() -> [u8; 16] {
+    const POOL: usize = 1024;
+    thread_local! {
+        static RANDOM: std::cell::RefCell<([u8; POOL], usize)> =
+            const { std::cell::RefCell::new(([0; POOL], POOL)) };
+    }
+    RANDOM.with_borrow_mut(|(pool, used)| {
+        if *used + 16 > POOL {
+            if getrandom::fill(pool).is_err() {
+                pool.fill(0);
+            }
+            *used = 0;
+        }
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&pool[*used..*used + 16]);
+        *used += 16;
+        out
+    })
 }
 
 /// One of Envoy's own replies (404, 408, 413, 500, …).
@@ -214,4 +236,33 @@ pub(super) fn set_route(info: &mut StreamInfo, host: &VirtualHost, route: &Route
         RouteAction::Cluster { cluster, .. } => Some(cluster.clone()),
         RouteAction::DirectResponse { .. } => None,
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_uuid_v4s() {
+        let ids: Vec<String> = (0..200).map(|_| request_id()).collect();
+        for id in &ids {
+            let groups: Vec<&str> = id.split('-').collect();
+            assert_eq!(
+                groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+                [8, 4, 4, 4, 12],
+                "{id}"
+            );
+            assert!(
+                id.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()),
+                "{id}"
+            );
+            assert!(groups[2].starts_with('4'), "version 4: {id}");
+            assert!(
+                matches!(&groups[3][..1], "8" | "9" | "a" | "b"),
+                "variant: {id}"
+            );
+        }
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len(), "ids repeat");
+    }
 }

@@ -27,10 +27,8 @@ use std::time::Duration;
 pub(crate) struct RunArgs {
     /// The first filter: a .wasm file, a filter project directory (built first, as `pwx
     /// build` does), https://…#sha256=HEX, or oci://REGISTRY/REPO:TAG. Not with `-c`.
-    #[arg(
-        required_unless_present = "config_path",
-        conflicts_with = "config_path"
-    )]
+    /// Without any filter, pwx proxies to the upstream unchanged.
+    #[arg(conflicts_with = "config_path")]
     filter: Option<String>,
     /// A configuration file instead of the quick-mode flags: pwx's YAML, or an Envoy
     /// bootstrap (`envoy.yaml`) with static listeners, `envoy.filters.http.wasm` filters and
@@ -208,7 +206,7 @@ fn clusters(flags: &[String], trust: &Trust) -> anyhow::Result<Vec<ClusterConfig
 /// The proxy the quick-mode flags describe, and a one-line summary of it.
 fn quick_config(
     args: &RunArgs,
-    first: &str,
+    first: Option<&str>,
     limits: Limits,
 ) -> anyhow::Result<(ProxyConfig, String)> {
     let trust = upstream_trust(args)?;
@@ -232,17 +230,27 @@ fn quick_config(
         "fail-reload" => FailurePolicy::FailReload,
         _ => FailurePolicy::FailClosed,
     };
+    let sources: Vec<&str> = first
+        .into_iter()
+        .chain(args.filters.iter().map(String::as_str))
+        .collect();
+    if args.configs.len() > sources.len() {
+        bail!(
+            "--config is given {} times but there are {} filters: give one --config per filter, in filter order",
+            args.configs.len(),
+            sources.len()
+        );
+    }
     let mut filters = Vec::new();
     let source_options = args.sources.options()?;
-    let first = first.to_string();
-    for (index, source) in std::iter::once(&first).chain(&args.filters).enumerate() {
+    for (index, source) in sources.into_iter().enumerate() {
         let source = &filter_source::resolve(source)?;
         let module = crate::modules::resolve(source, None, &source_options)?;
         let name = module.name();
         let configuration = args.configs.get(index).cloned().unwrap_or_default();
         filters.push(FilterConfig {
             wasm: module.bytes,
-            source: source.clone(),
+            source: source.to_string(),
             plugin: PluginConfig {
                 name: name.clone(),
                 root_id: String::new(),
@@ -271,7 +279,11 @@ fn quick_config(
         .collect();
     let summary = format!(
         "filters: {}, upstream: {}",
-        sources.join(" -> "),
+        if sources.is_empty() {
+            "none".to_string()
+        } else {
+            sources.join(" -> ")
+        },
         args.upstream
     );
     Ok((config, summary))
@@ -301,12 +313,9 @@ pub(super) fn load(args: &RunArgs, limits: Limits, workers: usize) -> anyhow::Re
                 Some(node),
             )
         }
-        (None, Some(first)) => {
-            let (config, summary) = quick_config(args, first, limits)?;
+        (None, first) => {
+            let (config, summary) = quick_config(args, first.as_deref(), limits)?;
             (config, summary, None)
-        }
-        (None, None) => {
-            bail!("give a filter (.wasm, https://…, oci://…) or a configuration file with -c")
         }
     };
     config.workers = workers;
