@@ -7,26 +7,18 @@
 #[path = "support/grpc_server.rs"]
 mod grpc_server;
 
+#[path = "support/modules.rs"]
+mod modules;
+use modules::engine;
+
 use pwx_abi::LogLevel;
-use pwx_host::{Engine, EngineConfig, MemoryLog, PluginConfig, Services, VmConfig};
+use pwx_host::{MemoryLog, PluginConfig, Services, VmConfig};
 use pwx_proxy::{ClusterConfig, FilterConfig, Proxy, ProxyConfig, UpstreamConfig};
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
-        Engine::new(&EngineConfig {
-            cache_dir: Some(cache),
-            ..Default::default()
-        })
-        .unwrap()
-    })
-}
 
 fn probe(script: &str) -> FilterConfig {
     let path = format!(

@@ -3,66 +3,23 @@
 //! fixtures built by `scripts/build-fixtures.sh`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
+#[path = "support/modules.rs"]
+mod modules;
+use modules::{engine, filter};
+
 use axum::Router;
 use axum::extract::Request;
 use axum::response::IntoResponse;
 use http_body_util::BodyExt;
 use pwx_abi::FailurePolicy;
-use pwx_host::{Engine, EngineConfig, Limits, PluginConfig, Services, VmConfig};
+use pwx_host::{Limits, Services};
+use pwx_proxy::ClusterConfig;
 use pwx_proxy::layer::FilterChain;
-use pwx_proxy::{ClusterConfig, FilterConfig};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-
-fn engine() -> Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
-            Engine::new(&EngineConfig {
-                cache_dir: Some(cache),
-                ..Default::default()
-            })
-            .unwrap()
-        })
-        .clone()
-}
-
-/// Where scripts/build-fixtures.sh writes: PWX_FIXTURES_DIR, else <target dir>/fixtures.
-fn fixture(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("PWX_FIXTURES_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(|d| PathBuf::from(d).join("fixtures")))
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/fixtures"));
-    let path = dir.join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run scripts/build-fixtures.sh first",
-            path.display()
-        )
-    })
-}
-
-fn filter(name: &str, configuration: &str, policy: FailurePolicy) -> FilterConfig {
-    FilterConfig {
-        wasm: fixture(name),
-        source: name.into(),
-        plugin: PluginConfig {
-            name: name.into(),
-            configuration: configuration.into(),
-            failure_policy: policy,
-            ..Default::default()
-        },
-        vm: VmConfig {
-            vm_id: name.into(),
-            ..Default::default()
-        },
-    }
-}
 
 /// An axum app served on its own thread and runtime; stopped (gracefully) on drop.
 struct Server {
@@ -187,7 +144,7 @@ fn json(body: &str) -> serde_json::Value {
 #[test]
 fn headers_are_added_both_ways_and_the_inner_service_sees_the_filtered_request() {
     let chain = FilterChain::builder()
-        .engine(engine())
+        .engine(engine().clone())
         .filter(filter("add-header", "", FailurePolicy::FailClosed))
         .build()
         .unwrap();
@@ -219,7 +176,7 @@ fn a_chain_runs_requests_in_order_and_responses_in_reverse() {
     );
     second.plugin.name = "second".into();
     let chain = FilterChain::builder()
-        .engine(engine())
+        .engine(engine().clone())
         .filter(first)
         .filter(second)
         .build()
@@ -237,7 +194,7 @@ fn a_chain_runs_requests_in_order_and_responses_in_reverse() {
 #[test]
 fn a_local_reply_never_reaches_the_inner_service() {
     let chain = FilterChain::builder()
-        .engine(engine())
+        .engine(engine().clone())
         .filter(filter("token-auth", "", FailurePolicy::FailClosed))
         .build()
         .unwrap();
@@ -261,7 +218,7 @@ fn a_local_reply_never_reaches_the_inner_service() {
 #[test]
 fn a_streamed_request_body_is_rewritten_both_ways() {
     let chain = FilterChain::builder()
-        .engine(engine())
+        .engine(engine().clone())
         .filter(filter(
             "body-rewrite",
             r#"{"request":[{"from":"secret","to":"[redacted]"}],"response":[{"from":"[redacted]","to":"***"}]}"#,
@@ -315,7 +272,7 @@ fn a_filter_pauses_on_a_callout_and_resumes_or_denies() {
         }
     }));
     let chain = FilterChain::builder()
-        .engine(engine())
+        .engine(engine().clone())
         .cluster(ClusterConfig::single("auth", auth.addr.to_string()))
         .filter(filter(
             "ext-auth",
@@ -337,7 +294,7 @@ fn a_filter_pauses_on_a_callout_and_resumes_or_denies() {
 #[test]
 fn requests_run_on_two_workers_and_share_data_and_metrics() {
     let chain = FilterChain::builder()
-        .engine(engine())
+        .engine(engine().clone())
         .workers(2)
         .limits(Limits {
             callback_deadline: Duration::from_secs(2),
@@ -406,7 +363,7 @@ fn requests_run_on_two_workers_and_share_data_and_metrics() {
 #[test]
 fn a_trapping_filter_gets_its_policy_and_later_requests_still_work() {
     let chain = FilterChain::builder()
-        .engine(engine())
+        .engine(engine().clone())
         .filter(filter("misbehave", "", FailurePolicy::FailOpen))
         .build()
         .unwrap();
@@ -424,7 +381,7 @@ fn a_trapping_filter_gets_its_policy_and_later_requests_still_work() {
 #[test]
 fn an_inner_service_error_is_an_upstream_reset_503() {
     let chain = FilterChain::builder()
-        .engine(engine())
+        .engine(engine().clone())
         .filter(filter("add-header", "", FailurePolicy::FailClosed))
         .build()
         .unwrap();
@@ -462,7 +419,7 @@ fn an_inner_service_error_is_an_upstream_reset_503() {
 #[test]
 fn a_bad_configuration_is_refused_by_build_with_pwx_runs_wording() {
     let error = FilterChain::builder()
-        .engine(engine())
+        .engine(engine().clone())
         .filter(filter("add-header", "{not json", FailurePolicy::FailClosed))
         .build()
         .err()
@@ -503,7 +460,7 @@ where
 #[test]
 fn dropping_the_last_handle_stops_the_workers() {
     let chain = FilterChain::builder()
-        .engine(engine())
+        .engine(engine().clone())
         .services(Services::default())
         .workers(2)
         .filter(filter("add-header", "", FailurePolicy::FailClosed))
@@ -526,7 +483,7 @@ fn dropping_the_last_handle_stops_the_workers() {
 #[test]
 fn a_reset_stream_reaches_the_client_as_an_aborted_response() {
     let chain = FilterChain::builder()
-        .engine(engine())
+        .engine(engine().clone())
         .filter(filter(
             "probe",
             r#"{"trace":false,"on_request_headers":{"ops":[{"op":"close_stream","stream":0}],"ret":"pause"}}"#,

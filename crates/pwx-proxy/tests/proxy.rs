@@ -3,51 +3,17 @@
 //! policies, and one looping filter not taking other requests down.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
+#[path = "support/modules.rs"]
+mod modules;
+use modules::{engine, filter};
+
 use pwx_abi::FailurePolicy;
-use pwx_host::{Engine, EngineConfig, Limits, PluginConfig, Services, VmConfig};
+use pwx_host::{Limits, Services};
 use pwx_proxy::{FilterConfig, Proxy, ProxyConfig, UpstreamConfig};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
-
-fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
-        Engine::new(&EngineConfig {
-            cache_dir: Some(cache),
-            ..Default::default()
-        })
-        .unwrap()
-    })
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../target/fixtures/{name}.wasm",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e}; run scripts/build-fixtures.sh first"))
-}
-
-fn filter(name: &str, configuration: &str, policy: FailurePolicy) -> FilterConfig {
-    FilterConfig {
-        wasm: fixture(name),
-        source: name.into(),
-        plugin: PluginConfig {
-            name: name.into(),
-            configuration: configuration.into(),
-            failure_policy: policy,
-            ..Default::default()
-        },
-        vm: VmConfig {
-            vm_id: name.into(),
-            ..Default::default()
-        },
-    }
-}
 
 fn start(filters: Vec<FilterConfig>, workers: usize) -> Proxy {
     let config = ProxyConfig {

@@ -4,33 +4,16 @@
 //! open request finish, closes idle connections and refuses new ones.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
-use pwx_host::{Engine, EngineConfig, PluginConfig, Services, VmConfig};
+#[path = "support/modules.rs"]
+mod modules;
+use modules::{engine, fixture};
+
+use pwx_host::{PluginConfig, Services, VmConfig};
 use pwx_proxy::{FilterConfig, Proxy, ProxyConfig, ProxyError, UpstreamConfig};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
-
-fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
-        Engine::new(&EngineConfig {
-            cache_dir: Some(cache),
-            ..Default::default()
-        })
-        .unwrap()
-    })
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../target/fixtures/{name}.wasm",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e}; run scripts/build-fixtures.sh first"))
-}
 
 /// add-header answering with `x-gen: <generation>` on every response.
 fn config(listen: SocketAddr, generation: &str) -> ProxyConfig {

@@ -4,35 +4,18 @@
 //! crossing workers, filter metrics on the admin endpoint, and h2c downstream.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
+#[path = "support/modules.rs"]
+mod modules;
+use modules::{engine, fixture};
+
 use pwx_abi::LogLevel;
-use pwx_host::{Engine, EngineConfig, MemoryLog, PluginConfig, Services, VmConfig};
+use pwx_host::{MemoryLog, PluginConfig, Services, VmConfig};
 use pwx_proxy::{ClusterConfig, FilterConfig, Proxy, ProxyConfig, UpstreamConfig};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
-        Engine::new(&EngineConfig {
-            cache_dir: Some(cache),
-            ..Default::default()
-        })
-        .unwrap()
-    })
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../target/fixtures/{name}.wasm",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e}; run scripts/build-fixtures.sh first"))
-}
 
 fn filter(name: &str, configuration: &str) -> FilterConfig {
     FilterConfig {
