@@ -147,6 +147,17 @@ impl Worker {
         self.apply(index, deferred, None);
     }
 
+    /// Under FAIL_RELOAD, rebuilds the failed VM of filter `index` (once its backoff allows)
+    /// and restarts the plugin of every filter that ran on it; the filters restarted (none
+    /// when the VM is not back).
+    pub(crate) fn rebuild_failed(self: &Rc<Self>, index: usize) -> Vec<usize> {
+        let restarted = self.chain.borrow_mut().reload(index);
+        for &filter in &restarted {
+            self.plugin_started(filter);
+        }
+        restarted
+    }
+
     /// Applies the actions a callback of filter `index` deferred. Actions on `own` (the stream
     /// whose callback just ran) other than callouts and timers are the caller's business.
     pub(crate) fn apply(self: &Rc<Self>, index: usize, deferred: Vec<Deferred>, own: Option<u32>) {

@@ -163,19 +163,15 @@ impl Filters {
             if worker.chain.borrow().vm(f).failure().is_none() {
                 continue;
             }
-            let restarted = worker.chain.borrow_mut().reload(f);
+            let restarted = worker.rebuild_failed(f);
+            for (j, &g) in self.index.iter().enumerate() {
+                if restarted.contains(&g) {
+                    let mut chain = worker.chain.borrow_mut();
+                    let root = chain.filters[g].root;
+                    self.ids[j] = chain.vm_mut(g).create_connection(root, info.clone());
+                }
+            }
             if !restarted.is_empty() {
-                for &g in &restarted {
-                    worker.plugin_started(g);
-                }
-                for j in 0..self.ids.len() {
-                    let g = self.index[j];
-                    if restarted.contains(&g) {
-                        let mut chain = worker.chain.borrow_mut();
-                        let root = chain.filters[g].root;
-                        self.ids[j] = chain.vm_mut(g).create_connection(root, info.clone());
-                    }
-                }
                 continue;
             }
             if !self.bypass_after_failure(i) {

@@ -219,3 +219,53 @@ fn a_port_another_process_listens_on_is_refused() {
     ));
     first.shutdown();
 }
+
+/// `misbehave` as plugin `name` on the VM `shared`.
+fn on_shared_vm(name: &str, policy: FailurePolicy) -> FilterConfig {
+    let mut f = filter("misbehave", "", policy);
+    f.plugin.name = name.into();
+    f.plugin.reload_backoff = Duration::from_millis(300);
+    f.vm.vm_id = "shared".into();
+    f
+}
+
+#[test]
+fn plugins_on_one_vm_fail_together_and_are_rebuilt_together() {
+    // Same vm_id, module and VM configuration: one VM, as in Envoy. A trap in the first
+    // plugin fails the second too; under FAIL_OPEN both are bypassed from then on.
+    let proxy = start(
+        vec![
+            on_shared_vm("first", FailurePolicy::FailOpen),
+            on_shared_vm("second", FailurePolicy::FailOpen),
+        ],
+        1,
+    );
+    let (_, head, _) = get(&proxy, "/", &[]);
+    assert_eq!(head.matches("x-misbehave: none").count(), 2, "{head}");
+    assert_eq!(
+        get(&proxy, "/", &[("x-misbehave", "trap-request_headers")]).0,
+        503
+    );
+    let (status, head, _) = get(&proxy, "/", &[]);
+    assert_eq!(status, 200);
+    assert!(!head.contains("x-misbehave"), "both bypassed: {head}");
+    proxy.shutdown();
+
+    // Under FAIL_RELOAD the rebuilt VM runs both plugins again.
+    let proxy = start(
+        vec![
+            on_shared_vm("first", FailurePolicy::FailReload),
+            on_shared_vm("second", FailurePolicy::FailReload),
+        ],
+        1,
+    );
+    assert_eq!(
+        get(&proxy, "/", &[("x-misbehave", "trap-request_headers")]).0,
+        503
+    );
+    std::thread::sleep(Duration::from_millis(350));
+    let (status, head, _) = get(&proxy, "/", &[]);
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(head.matches("x-misbehave: none").count(), 2, "{head}");
+    proxy.shutdown();
+}

@@ -107,12 +107,9 @@ impl Contexts {
             if worker.chain.borrow().vm(f).failure().is_none() {
                 continue;
             }
-            let restarted = worker.chain.borrow_mut().reload(f);
+            let restarted = worker.rebuild_failed(f);
             if !restarted.is_empty() {
                 // Every filter of this stream that ran on the rebuilt VM gets a context on it.
-                for &g in &restarted {
-                    worker.plugin_started(g);
-                }
                 for j in 0..self.ids.len() {
                     let g = self.filters[j];
                     if !restarted.contains(&g) {
