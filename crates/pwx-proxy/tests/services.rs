@@ -259,6 +259,13 @@ fn a_tick_resumes_a_paused_stream_and_period_zero_stops_the_timer() {
 #[test]
 fn shared_data_cas_never_loses_an_update_and_queues_cross_workers() {
     let setup = start(vec![filter("counter", "")], 2, Vec::new());
+    // A missing key is written whatever CAS the writer passes (as in Envoy), so two first
+    // requests racing on two workers could both write 1: start from an existing key.
+    setup
+        .services
+        .shared_data
+        .set("counter", b"hits", b"0", 0)
+        .unwrap();
     let addr = setup.proxy.local_addr().unwrap();
     const THREADS: usize = 8;
     const PER_THREAD: usize = 25;
