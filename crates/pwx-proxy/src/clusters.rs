@@ -362,19 +362,14 @@ pub(crate) fn to_http_headers(map: &HeaderMap) -> http::HeaderMap {
     headers
 }
 
-/// Builds the hyper request: `:path`/`:method` become the request line, `:authority` the
-/// `host` header; `content-length` goes as the filters left it (as Envoy forwards it).
-fn to_hyper(
-    scheme: &str,
-    endpoint: &str,
-    headers: &HeaderMap,
-    body: OutBody,
-) -> Result<http::Request<OutBody>, UpstreamFailure> {
-    let path = headers.get_str(":path").unwrap_or("/");
+/// A request head from a filtered header map: `:method` and `uri` make the request line,
+/// `:authority` the `host` header, then the other headers as the filters left them, less the
+/// hop-by-hop ones.
+pub(crate) fn request_head(headers: &HeaderMap, uri: Vec<u8>) -> http::request::Builder {
     let mut builder = http::Request::builder()
         .method(headers.get(b":method").unwrap_or(b"GET"))
-        .uri(format!("{scheme}://{endpoint}{path}"));
-    // `:authority` comes first in the map, so `host` leads the upstream request as in Envoy.
+        .uri(uri);
+    // `:authority` comes first in the map, so `host` leads the request as in Envoy.
     if let Some(host) = headers.get(b":authority") {
         builder = builder.header(http::header::HOST, host);
     }
@@ -387,6 +382,19 @@ fn to_hyper(
         }
         builder = builder.header(name, value);
     }
+    builder
+}
+
+/// Builds the hyper request: `:path`/`:method` become the request line, `:authority` the
+/// `host` header; `content-length` goes as the filters left it (as Envoy forwards it).
+fn to_hyper(
+    scheme: &str,
+    endpoint: &str,
+    headers: &HeaderMap,
+    body: OutBody,
+) -> Result<http::Request<OutBody>, UpstreamFailure> {
+    let path = headers.get_str(":path").unwrap_or("/");
+    let mut builder = request_head(headers, format!("{scheme}://{endpoint}{path}").into_bytes());
     // Envoy's HTTP/1 codec announces an empty body on requests whose method may carry one.
     let method = headers.get(b":method").unwrap_or(b"GET");
     if http_body::Body::is_end_stream(&body)

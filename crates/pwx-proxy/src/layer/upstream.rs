@@ -103,22 +103,8 @@ fn to_request(
     body: OutBody,
     version: http::Version,
 ) -> Result<http::Request<FilteredBody>, UpstreamFailure> {
-    let mut builder = http::Request::builder()
-        .method(headers.get(b":method").unwrap_or(b"GET"))
-        .uri(headers.get(b":path").unwrap_or(b"/"))
-        .version(version);
-    if let Some(host) = headers.get(b":authority") {
-        builder = builder.header(http::header::HOST, host);
-    }
-    for (name, value) in headers.iter() {
-        let te_trailers =
-            name.eq_ignore_ascii_case(b"te") && value.eq_ignore_ascii_case(b"trailers");
-        if name.starts_with(b":") || (is_hop_by_hop(name) && !te_trailers) {
-            continue;
-        }
-        builder = builder.header(name, value);
-    }
-    builder
+    crate::clusters::request_head(headers, headers.get(b":path").unwrap_or(b"/").to_vec())
+        .version(version)
         .body(FilteredBody::new(body))
         .map_err(|e| UpstreamFailure::BadRequest(e.to_string()))
 }
